@@ -1,0 +1,7 @@
+"""Entry point for `python -m warmchat`."""
+
+import sys
+
+from warmchat.cli import main
+
+sys.exit(main())

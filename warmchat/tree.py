@@ -1,0 +1,180 @@
+"""Interactive Talking Tree (ITT): one node per utterance, and the cumulative emotion it implies for each person.
+
+Cumulative emotion of person ``c`` at node ``v`` (a weighted reverse-level traversal over the active path):
+
+    E_c(v) = normalize( sum_{l=0..D} lambda^l * sum_{u in level l} a(c, u) * w_sib(u) * p(u)  +  beta * prior_c )
+
+- level 0 is ``v`` itself, level ``l`` is its ``l``-th ancestor on the active path plus that ancestor's
+  siblings (alternative takes of the same turn); the root (topic) is not a level, it contributes the prior;
+- ``a(c, u) = 1`` when ``c`` spoke ``u`` (emotional inertia), ``kappa`` otherwise (emotional contagion);
+- ``w_sib(u) = 1`` on the active path, ``sibling_weight`` for an inactive take;
+- ``p(u)`` is the utterance's (8,) emotion distribution, ``prior_c`` the person's chosen starting emotion;
+- defaults (see `TreeConfig`): lambda = 0.6, kappa = 0.45, w_sib = 0.3, beta = 0.8, D = 6.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from warmchat.config import TreeConfig
+from warmchat.emotions import EMOTIONS, soft_label
+from warmchat.schema import Speaker, Timeline, Turn
+
+
+@dataclass
+class Node:
+    """One utterance (or the root, which holds the topic)."""
+
+    id: int
+    speaker: Speaker | None  # None for the root
+    text: str
+    p: list[float]  # (8,) emotion distribution over EMOTIONS
+    intensity: float
+    parent: int | None
+    children: list[int] = field(default_factory=list)
+    active_child: int | None = None  # the take the conversation continued with
+    start: float | None = None  # seconds on the conversation clock, once voiced
+    end: float | None = None
+
+
+class InteractiveTalkingTree:
+    """The conversation as a tree of utterances; the active path is the conversation as rendered."""
+
+    def __init__(self, topic: str, prior_a: str, prior_b: str, config: TreeConfig | None = None,
+                 prior_intensity: float = 0.8):
+        self.config = config or TreeConfig()
+        self.topic = topic
+        self.priors: dict[str, list[float]] = {
+            "A": soft_label(prior_a, prior_intensity).tolist(),
+            "B": soft_label(prior_b, prior_intensity).tolist(),
+        }
+        self.nodes: list[Node] = [Node(id=0, speaker=None, text=topic, p=[0.0] * len(EMOTIONS),
+                                       intensity=0.0, parent=None)]
+
+    # ----- structure -------------------------------------------------------------------------------------------
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    def active_path(self) -> list[Node]:
+        """Utterance nodes from the first turn to the current one, following each node's active child."""
+        path, node = [], self.root
+        while node.active_child is not None:
+            node = self.nodes[node.active_child]
+            path.append(node)
+        return path
+
+    def siblings(self, node_id: int) -> list[Node]:
+        """Alternative takes of the same turn (excluding the node itself)."""
+        parent = self.nodes[node_id].parent
+        if parent is None:
+            return []
+        return [self.nodes[c] for c in self.nodes[parent].children if c != node_id]
+
+    def add_turn(self, turn: Turn) -> int:
+        """Append `turn` after the current last turn of the active path and make it active; returns its id."""
+        path = self.active_path()
+        parent = path[-1] if path else self.root
+        return self._attach(parent, turn)
+
+    def regenerate(self, node_id: int, turn: Turn) -> int:
+        """Add `turn` as an alternative take (a sibling) of `node_id` and make it the active one; returns its id."""
+        parent_id = self.nodes[node_id].parent
+        if parent_id is None:
+            raise ValueError("the root (topic) cannot be regenerated")
+        return self._attach(self.nodes[parent_id], turn)
+
+    def _attach(self, parent: Node, turn: Turn) -> int:
+        node = Node(id=len(self.nodes), speaker=turn.speaker, text=turn.text,
+                    p=soft_label(turn.emotion, turn.intensity).tolist(), intensity=float(turn.intensity),
+                    parent=parent.id)
+        self.nodes.append(node)
+        parent.children.append(node.id)
+        parent.active_child = node.id
+        return node.id
+
+    # ----- emotion ---------------------------------------------------------------------------------------------
+    def cumulative_emotion(self, person: Speaker, node_id: int | None) -> np.ndarray:
+        """E_person at `node_id` (None or 0 = before any turn): an (8,) probability vector."""
+        cfg = self.config
+        total = cfg.prior_weight * np.asarray(self.priors[person])
+        node = self.nodes[node_id] if node_id else None
+        level = 0
+        while node is not None and node.speaker is not None and level <= cfg.depth:
+            decay = cfg.level_decay**level
+            for u, w_sib in [(node, 1.0)] + [(s, cfg.sibling_weight) for s in self.siblings(node.id)]:
+                inertia = 1.0 if u.speaker == person else cfg.contagion
+                total = total + decay * inertia * w_sib * np.asarray(u.p)
+            node = self.nodes[node.parent] if node.parent is not None else None
+            level += 1
+        return total / total.sum()
+
+    def emotion_curves(self, timeline: Timeline) -> dict[str, np.ndarray]:
+        """Per-frame cumulative emotion of both people, (T, 8) each, eased from one turn's value to the next.
+
+        During turn i the value moves smoothly from E(after turn i-1) to E(after turn i): feelings shift
+        while the line is being said, not in a jump at its end.
+        """
+        path = self.active_path()
+        t = np.arange(timeline.n_frames) / timeline.fps
+        curves = {}
+        for person in ("A", "B"):
+            values = [self.cumulative_emotion(person, None)] + [self.cumulative_emotion(person, n.id) for n in path]
+            out = np.repeat(values[0][None], len(t), axis=0)
+            for i, seg in enumerate(timeline.segments):
+                before, after = values[i], values[i + 1]
+                span = max(seg.end - seg.start, 1e-3)
+                x = np.clip((t - seg.start) / span, 0.0, 1.0)
+                ease = (x * x * (3 - 2 * x))[:, None]
+                mask = t >= seg.start
+                out[mask] = (before + (after - before) * ease)[mask]
+            curves[person] = out
+        return curves
+
+    def set_times(self, timeline: Timeline) -> None:
+        """Record each active node's start/end from the conversation clock."""
+        for node, seg in zip(self.active_path(), timeline.segments):
+            node.start, node.end = round(seg.start, 3), round(seg.end, 3)
+
+    # ----- serialisation ---------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "topic": self.topic,
+            "emotions": list(EMOTIONS),
+            "priors": self.priors,
+            "config": asdict(self.config),
+            "nodes": [asdict(n) for n in self.nodes],
+            "cumulative": {
+                str(n.id): {c: [round(float(x), 5) for x in self.cumulative_emotion(c, n.id)] for c in ("A", "B")}
+                for n in self.active_path()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InteractiveTalkingTree:
+        tree = cls.__new__(cls)
+        tree.config = TreeConfig(**data["config"])
+        tree.topic = data["topic"]
+        tree.priors = {k: list(v) for k, v in data["priors"].items()}
+        tree.nodes = [Node(**n) for n in data["nodes"]]
+        return tree
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> InteractiveTalkingTree:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def build_tree(topic: str, prior_a: str, prior_b: str, turns: list[Turn], config: TreeConfig | None = None
+               ) -> InteractiveTalkingTree:
+    """A tree whose active path is `turns`, in order."""
+    tree = InteractiveTalkingTree(topic, prior_a, prior_b, config)
+    for turn in turns:
+        tree.add_turn(turn)
+    return tree
