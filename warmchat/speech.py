@@ -34,7 +34,7 @@ VOICES: dict[str, VoiceInfo] = {
 PROSODY: dict[str, tuple[float, float]] = {
     "neutral": (1.0, 1.0),
     "happy": (1.06, 1.1),
-    "sad": (0.86, 0.75),
+    "sad": (0.84, 0.75),
     "angry": (1.1, 1.25),
     "surprised": (1.08, 1.15),
     "fearful": (1.1, 0.9),
