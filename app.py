@@ -17,19 +17,57 @@ EXAMPLES = ROOT / "examples"
 HEADER = (ROOT / "docs" / "app_header.md").read_text(encoding="utf-8")
 SCRIPT_PLACEHOLDER = "A [happy]: Guess what? I booked the cabin for the weekend!\nB [surprised]: Really? Tell me more."
 EXAMPLE_ROWS = [
-    [str(EXAMPLES / "mona_lisa.jpg"), "Lisa", "happy", str(EXAMPLES / "girl_with_a_pearl_earring.jpg"), "Griet",
-     "neutral", "what makes a good portrait", 4],
-    [str(EXAMPLES / "astronaut.png"), "Eileen", "happy", str(EXAMPLES / "grace_hopper.jpg"), "Grace", "neutral",
-     "weekend plans", 4],
-    [str(EXAMPLES / "grace_hopper.jpg"), "Grace", "angry", str(EXAMPLES / "astronaut.png"), "Eileen", "surprised",
-     "a bug in the flight software", 4],
+    [
+        str(EXAMPLES / "mona_lisa.jpg"),
+        "Lisa",
+        "happy",
+        str(EXAMPLES / "girl_with_a_pearl_earring.jpg"),
+        "Griet",
+        "neutral",
+        "what makes a good portrait",
+        4,
+    ],
+    [
+        str(EXAMPLES / "astronaut.png"),
+        "Eileen",
+        "happy",
+        str(EXAMPLES / "grace_hopper.jpg"),
+        "Grace",
+        "neutral",
+        "weekend plans",
+        4,
+    ],
+    [
+        str(EXAMPLES / "grace_hopper.jpg"),
+        "Grace",
+        "angry",
+        str(EXAMPLES / "astronaut.png"),
+        "Eileen",
+        "surprised",
+        "a bug in the flight software",
+        4,
+    ],
 ]
 
 log = logging.getLogger("warmchat.app")
 
 
-def run_generate(portrait_a, name_a, emotion_a, portrait_b, name_b, emotion_b, topic, turns, script, voice_a,
-                 voice_b, size, seed, progress=gr.Progress()):
+def run_generate(
+    portrait_a,
+    name_a,
+    emotion_a,
+    portrait_b,
+    name_b,
+    emotion_b,
+    topic,
+    turns,
+    script,
+    voice_a,
+    voice_b,
+    size,
+    seed,
+    progress=gr.Progress(),
+):
     """Gradio handler: validates, renders, and turns user-fixable errors into messages next to the inputs."""
     if not portrait_a:
         raise gr.Error("Portrait A is missing: upload a photo or pick an example.", title="Portrait A")
@@ -40,11 +78,19 @@ def run_generate(portrait_a, name_a, emotion_a, portrait_b, name_b, emotion_b, t
     cfg.speech.voice_a, cfg.speech.voice_b = voice_a, voice_b
     out_dir = Path(tempfile.mkdtemp(prefix="warmchat-"))
     try:
-        result = generate(portrait_a, portrait_b, emotion_a=emotion_a, emotion_b=emotion_b, topic=topic or "",
-                          turns=int(turns), script=script if (script or "").strip() else None,
-                          out=out_dir / "conversation.mp4",
-                          names={"A": name_a or "A", "B": name_b or "B"}, config=cfg,
-                          progress=lambda f, m: progress(f, desc=m))
+        result = generate(
+            portrait_a,
+            portrait_b,
+            emotion_a=emotion_a,
+            emotion_b=emotion_b,
+            topic=topic or "",
+            turns=int(turns),
+            script=script if (script or "").strip() else None,
+            out=out_dir / "conversation.mp4",
+            names={"A": name_a or "A", "B": name_b or "B"},
+            config=cfg,
+            progress=lambda f, m: progress(f, desc=m),
+        )
     except InputError as exc:
         raise gr.Error(str(exc), title=_title(exc.field)) from None
     except WarmChatError as exc:
@@ -56,8 +102,13 @@ def run_generate(portrait_a, name_a, emotion_a, portrait_b, name_b, emotion_b, t
 
 
 def _title(field: str | None) -> str:
-    return {"portrait_a": "Portrait A", "portrait_b": "Portrait B", "script": "Script", "topic": "Topic",
-            "turns": "Turns"}.get(field or "", "Please check your input")
+    return {
+        "portrait_a": "Portrait A",
+        "portrait_b": "Portrait B",
+        "script": "Script",
+        "topic": "Topic",
+        "turns": "Turns",
+    }.get(field or "", "Please check your input")
 
 
 def portrait_card(label: str, default_name: str, default_emotion: str, default_voice: str):
@@ -80,8 +131,11 @@ def build_demo() -> gr.Blocks:
             topic = gr.Textbox(label="Topic", value="weekend plans", max_lines=2, scale=4)
             turns = gr.Slider(2, 12, value=4, step=1, label="Turns", scale=1)
         with gr.Accordion("Write your own script (optional)", open=False):
-            script = gr.Textbox(label="Script: one line per turn, 'A: text' or 'B [sad]: text'", lines=6,
-                                placeholder=SCRIPT_PLACEHOLDER)
+            script = gr.Textbox(
+                label="Script: one line per turn, 'A: text' or 'B [sad]: text'",
+                lines=6,
+                placeholder=SCRIPT_PLACEHOLDER,
+            )
         with gr.Accordion("Advanced", open=False), gr.Row():
             size = gr.Dropdown([256, 384, 512], value=384, label="Face resolution (px)")
             seed = gr.Number(value=0, precision=0, label="Seed")
@@ -94,8 +148,12 @@ def build_demo() -> gr.Blocks:
         files = gr.File(label="Downloads (MP4, SRT, tree JSON, plot)", file_count="multiple")
         inputs = [img_a, name_a, emo_a, img_b, name_b, emo_b, topic, turns]
         gr.Examples(EXAMPLE_ROWS, inputs=inputs, label="Examples: click one, then Generate")
-        button.click(run_generate, inputs=[*inputs, script, voice_a, voice_b, size, seed],
-                     outputs=[video, plot, transcript, files], api_name="generate")
+        button.click(
+            run_generate,
+            inputs=[*inputs, script, voice_a, voice_b, size, seed],
+            outputs=[video, plot, transcript, files],
+            api_name="generate",
+        )
     return demo
 
 

@@ -12,8 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-TWO_TURNS = "A [happy]: Hello there! It is so good to see you again after all this time.\n" \
-            "B [sad]: I missed you too, but I have some bad news about my old job.\n"
+TWO_TURNS = (
+    "A [happy]: Hello there! It is so good to see you again after all this time.\n"
+    "B [sad]: I missed you too, but I have some bad news about my old job.\n"
+)
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +30,28 @@ def rendered(tmp_path_factory) -> dict:
     script = out_dir / "script.txt"
     script.write_text(TWO_TURNS)
     out = out_dir / "chat.mp4"
-    cmd = [sys.executable, "-m", "warmchat", "render", "--portrait-a", str(EXAMPLES / "astronaut.png"),
-           "--portrait-b", str(EXAMPLES / "grace_hopper.jpg"), "--emotion-a", "happy", "--emotion-b", "neutral",
-           "--script", str(script), "--size", "256", "--seed", "0", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "warmchat",
+        "render",
+        "--portrait-a",
+        str(EXAMPLES / "astronaut.png"),
+        "--portrait-b",
+        str(EXAMPLES / "grace_hopper.jpg"),
+        "--emotion-a",
+        "happy",
+        "--emotion-b",
+        "neutral",
+        "--script",
+        str(script),
+        "--size",
+        "256",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {"out": out, "summary": json.loads(proc.stdout), "size": 256}
@@ -40,8 +61,11 @@ def decode_video(path: Path, width: int, height: int) -> np.ndarray:
     """All frames of an MP4 as (N, H, W, 3) uint8, decoded by the same ffmpeg the app uses."""
     from warmchat.compose import ffmpeg_exe
 
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
 
 

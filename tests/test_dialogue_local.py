@@ -19,8 +19,9 @@ def test_generates_clean_alternating_turns_deterministically():
     names = {"A": "Alex", "B": "Sam"}
     tree = InteractiveTalkingTree("weekend plans", "happy", "neutral")
     seen = []
-    turns = generate_dialogue("weekend plans", "happy", "neutral", cfg, seed=3, names=names, tree=tree,
-                              on_turn=seen.append)
+    turns = generate_dialogue(
+        "weekend plans", "happy", "neutral", cfg, seed=3, names=names, tree=tree, on_turn=seen.append
+    )
     assert [t.speaker for t in turns] == ["A", "B", "A"]
     assert seen == turns  # each turn is reported as soon as it is written
     assert len(tree.active_path()) == 3

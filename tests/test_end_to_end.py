@@ -37,8 +37,25 @@ def test_mp4_has_h264_video_and_aac_audio_of_matching_length(rendered):
     # The audio stream's own duration equals the video's within one frame.
     from warmchat.compose import ffmpeg_exe
 
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(rendered["out"]), "-vn", "-f", "s16le", "-ac", "1",
-                          "-ar", "24000", "-"], capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            str(rendered["out"]),
+            "-vn",
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            "24000",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     audio_s = len(raw) / 2 / 24000
     assert abs(audio_s - len(frames) / fps) <= 1.0 / fps + 0.03  # AAC priming may add a few ms
 
@@ -62,7 +79,7 @@ def test_speaker_moves_lips_far_more_than_listener(rendered):
         gaps = {"A": [], "B": []}
         for f in range(f0, f1, 2):
             for person, x0 in (("A", 0), ("B", size)):
-                gap = _lip_gap(np.ascontiguousarray(frames[f, :size, x0:x0 + size]))
+                gap = _lip_gap(np.ascontiguousarray(frames[f, :size, x0 : x0 + size]))
                 if gap is not None:
                     gaps[person].append(gap)
         speaker, listener = node["speaker"], "B" if node["speaker"] == "A" else "A"

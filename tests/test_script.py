@@ -15,13 +15,16 @@ def test_parses_speakers_emotions_and_intensity():
     assert turns[1].emotion_given and not turns[0].emotion_given
 
 
-@pytest.mark.parametrize(("script", "needle"), [
-    ("A: fine\nC: who am I?", "line 2"),
-    ("A: fine\nB [grumpy]: hmm", "line 2: unknown emotion 'grumpy'"),
-    ("A [happy 3]: wow", "line 1: intensity"),
-    ("A: ok\n\nB: !!!", "line 3"),
-    ("\n# only comments\n", "no lines"),
-])
+@pytest.mark.parametrize(
+    ("script", "needle"),
+    [
+        ("A: fine\nC: who am I?", "line 2"),
+        ("A: fine\nB [grumpy]: hmm", "line 2: unknown emotion 'grumpy'"),
+        ("A [happy 3]: wow", "line 1: intensity"),
+        ("A: ok\n\nB: !!!", "line 3"),
+        ("\n# only comments\n", "no lines"),
+    ],
+)
 def test_bad_lines_are_named(script, needle):
     with pytest.raises(InputError) as info:
         parse_script(script)
@@ -29,15 +32,18 @@ def test_bad_lines_are_named(script, needle):
     assert info.value.field == "script"
 
 
-@pytest.mark.parametrize(("text", "emotion"), [
-    ("I'm so happy, this is wonderful!", "happy"),
-    ("I miss her so much, I feel lonely.", "sad"),
-    ("This is ridiculous, I hate waiting!", "angry"),
-    ("Wow, really? No way!", "surprised"),
-    ("I'm scared of what might happen.", "fearful"),
-    ("Ew, that is gross.", "disgusted"),
-    ("The meeting is at three.", "neutral"),
-])
+@pytest.mark.parametrize(
+    ("text", "emotion"),
+    [
+        ("I'm so happy, this is wonderful!", "happy"),
+        ("I miss her so much, I feel lonely.", "sad"),
+        ("This is ridiculous, I hate waiting!", "angry"),
+        ("Wow, really? No way!", "surprised"),
+        ("I'm scared of what might happen.", "fearful"),
+        ("Ew, that is gross.", "disgusted"),
+        ("The meeting is at three.", "neutral"),
+    ],
+)
 def test_offline_labels(text, emotion):
     assert label_emotion(text)[0] == emotion
 

@@ -13,8 +13,13 @@ from warmchat.tree import InteractiveTalkingTree, build_tree
 HAPPY = EMOTIONS.index("happy")
 ANGRY = EMOTIONS.index("angry")
 
-turn_st = st.builds(Turn, speaker=st.sampled_from(["A", "B"]), text=st.just("line"),
-                    emotion=st.sampled_from(EMOTIONS), intensity=st.floats(0, 1))
+turn_st = st.builds(
+    Turn,
+    speaker=st.sampled_from(["A", "B"]),
+    text=st.just("line"),
+    emotion=st.sampled_from(EMOTIONS),
+    intensity=st.floats(0, 1),
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,7 +54,9 @@ def test_contagion_is_weaker_than_own_emotion():
 
 
 def test_decay_makes_old_turns_matter_less():
-    early = build_tree("t", "neutral", "neutral", [Turn("A", "x", "angry", 1.0)] + [Turn("A", "y", "neutral", 1.0)] * 3)
+    early = build_tree(
+        "t", "neutral", "neutral", [Turn("A", "x", "angry", 1.0)] + [Turn("A", "y", "neutral", 1.0)] * 3
+    )
     late = build_tree("t", "neutral", "neutral", [Turn("A", "y", "neutral", 1.0)] * 3 + [Turn("A", "x", "angry", 1.0)])
     e_early = early.cumulative_emotion("A", early.active_path()[-1].id)[ANGRY]
     e_late = late.cumulative_emotion("A", late.active_path()[-1].id)[ANGRY]
@@ -67,8 +74,9 @@ def test_regenerate_adds_an_active_sibling_and_traversal_follows_it():
 
 
 def test_json_round_trip_gives_identical_results(tmp_path):
-    tree = build_tree("weekend", "happy", "sad", [Turn("A", "a", "happy"), Turn("B", "b", "sad"),
-                                                  Turn("A", "c", "surprised", 0.4)])
+    tree = build_tree(
+        "weekend", "happy", "sad", [Turn("A", "a", "happy"), Turn("B", "b", "sad"), Turn("A", "c", "surprised", 0.4)]
+    )
     tree.regenerate(tree.active_path()[-1].id, Turn("A", "d", "angry", 0.9))
     tree.save(tmp_path / "t.json")
     loaded = InteractiveTalkingTree.load(tmp_path / "t.json")
@@ -79,8 +87,12 @@ def test_json_round_trip_gives_identical_results(tmp_path):
 
 def test_emotion_curves_move_from_prior_towards_each_turn():
     tree = build_tree("t", "neutral", "neutral", [Turn("A", "yay", "happy", 1.0), Turn("B", "oh", "sad", 1.0)])
-    clock = Timeline(audio=np.zeros(24000 * 4, np.float32), sample_rate=24000, fps=25,
-                     segments=[Segment(0, "A", 0.5, 1.5), Segment(1, "B", 2.0, 3.5)])
+    clock = Timeline(
+        audio=np.zeros(24000 * 4, np.float32),
+        sample_rate=24000,
+        fps=25,
+        segments=[Segment(0, "A", 0.5, 1.5), Segment(1, "B", 2.0, 3.5)],
+    )
     curves = tree.emotion_curves(clock)
     a = curves["A"]
     assert a.shape == (100, 8)

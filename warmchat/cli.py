@@ -59,17 +59,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\r[{fraction * 100:5.1f}%] {message:<40}", end="", file=sys.stderr, flush=True)
 
     try:
-        result = generate(args.portrait_a, args.portrait_b, emotion_a=args.emotion_a, emotion_b=args.emotion_b,
-                          topic=args.topic, turns=args.turns, script=script, out=args.out,
-                          names={"A": args.name_a, "B": args.name_b}, config=cfg, progress=progress)
+        result = generate(
+            args.portrait_a,
+            args.portrait_b,
+            emotion_a=args.emotion_a,
+            emotion_b=args.emotion_b,
+            topic=args.topic,
+            turns=args.turns,
+            script=script,
+            out=args.out,
+            names={"A": args.name_a, "B": args.name_b},
+            config=cfg,
+            progress=progress,
+        )
     except WarmChatError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
-    print(json.dumps({"video": str(result.video), "timeline_png": str(result.timeline_png),
-                      "tree_json": str(result.tree_json), "srt": str(result.srt),
-                      "duration_s": round(result.duration_s, 3), "frames": result.n_frames,
-                      "renderer": result.renderer,
-                      "turns": [{"speaker": t.speaker, "emotion": t.emotion, "text": t.text} for t in result.turns],
-                      "stage_seconds": {k: round(v, 2) for k, v in result.stage_seconds.items()}}, indent=1))
+    print(
+        json.dumps(
+            {
+                "video": str(result.video),
+                "timeline_png": str(result.timeline_png),
+                "tree_json": str(result.tree_json),
+                "srt": str(result.srt),
+                "duration_s": round(result.duration_s, 3),
+                "frames": result.n_frames,
+                "renderer": result.renderer,
+                "turns": [{"speaker": t.speaker, "emotion": t.emotion, "text": t.text} for t in result.turns],
+                "stage_seconds": {k: round(v, 2) for k, v in result.stage_seconds.items()},
+            },
+            indent=1,
+        )
+    )
     return 0

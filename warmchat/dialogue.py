@@ -21,7 +21,9 @@ MAX_TOPIC_CHARS = 300
 MIN_TURNS, MAX_TURNS = 1, 30
 HUB_FALLBACK_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
-_LINE = re.compile(r"^\s*(?P<who>[AaBb])\s*(?:\[\s*(?P<emo>[A-Za-z]+)\s*(?P<inten>[0-9.]+)?\s*\])?\s*:\s*(?P<text>.*)$")
+_LINE = re.compile(
+    r"^\s*(?P<who>[AaBb])\s*(?:\[\s*(?P<emo>[A-Za-z]+)\s*(?P<inten>[0-9.]+)?\s*\])?\s*:\s*(?P<text>.*)$"
+)
 
 
 def parse_script(text: str) -> list[Turn]:
@@ -38,8 +40,9 @@ def parse_script(text: str) -> list[Turn]:
             continue
         m = _LINE.match(raw)
         if not m:
-            raise InputError(f"script line {number}: expected 'A: text' or 'B [sad]: text', got {raw.strip()[:60]!r}",
-                             "script")
+            raise InputError(
+                f"script line {number}: expected 'A: text' or 'B [sad]: text', got {raw.strip()[:60]!r}", "script"
+            )
         line_text = m["text"].strip()
         if not re.search(r"[A-Za-z0-9]", line_text):
             raise InputError(f"script line {number}: the line has no words to say", "script")
@@ -62,20 +65,112 @@ def parse_script(text: str) -> list[Turn]:
 
 # A small lexicon for offline labelling: cue words per emotion (stems match word starts).
 _CUES: dict[str, tuple[str, ...]] = {
-    "happy": ("happy", "glad", "great", "love", "wonderful", "amazing", "fun", "excit", "awesome", "fantastic",
-              "enjoy", "delight", "lovely", "yay", "haha", "perfect", "thank", "nice", "brilliant", "cheer", "smile",
-              "laugh", "beautiful", "best", "good"),
-    "sad": ("sad", "miss", "sorry", "lonely", "cry", "tear", "lost", "unfortunat", "depress", "hurt", "heartbr",
-            "grief", "alone", "disappoint", "sigh", "tired", "gloomy", "unhappy"),
-    "angry": ("angry", "furious", "hate", "annoy", "unfair", "ridiculous", "mad", "rage", "stupid", "sick of",
-              "fed up", "outrage", "irritat", "how dare", "enough"),
-    "surprised": ("wow", "really", "surpris", "unbeliev", "no way", "what?", "incredibl", "whoa", "shock", "oh!",
-                  "can't believe", "unexpected", "seriously"),
-    "fearful": ("afraid", "scared", "fear", "worr", "nervous", "anxious", "terrif", "panic", "frighten", "danger",
-                "what if", "dread"),
+    "happy": (
+        "happy",
+        "glad",
+        "great",
+        "love",
+        "wonderful",
+        "amazing",
+        "fun",
+        "excit",
+        "awesome",
+        "fantastic",
+        "enjoy",
+        "delight",
+        "lovely",
+        "yay",
+        "haha",
+        "perfect",
+        "thank",
+        "nice",
+        "brilliant",
+        "cheer",
+        "smile",
+        "laugh",
+        "beautiful",
+        "best",
+        "good",
+    ),
+    "sad": (
+        "sad",
+        "miss",
+        "sorry",
+        "lonely",
+        "cry",
+        "tear",
+        "lost",
+        "unfortunat",
+        "depress",
+        "hurt",
+        "heartbr",
+        "grief",
+        "alone",
+        "disappoint",
+        "sigh",
+        "tired",
+        "gloomy",
+        "unhappy",
+    ),
+    "angry": (
+        "angry",
+        "furious",
+        "hate",
+        "annoy",
+        "unfair",
+        "ridiculous",
+        "mad",
+        "rage",
+        "stupid",
+        "sick of",
+        "fed up",
+        "outrage",
+        "irritat",
+        "how dare",
+        "enough",
+    ),
+    "surprised": (
+        "wow",
+        "really",
+        "surpris",
+        "unbeliev",
+        "no way",
+        "what?",
+        "incredibl",
+        "whoa",
+        "shock",
+        "oh!",
+        "can't believe",
+        "unexpected",
+        "seriously",
+    ),
+    "fearful": (
+        "afraid",
+        "scared",
+        "fear",
+        "worr",
+        "nervous",
+        "anxious",
+        "terrif",
+        "panic",
+        "frighten",
+        "danger",
+        "what if",
+        "dread",
+    ),
     "disgusted": ("disgust", "gross", "yuck", "ew", "nasty", "revolting", "sicken", "awful smell", "vile", "rotten"),
-    "contempt": ("whatever", "pathetic", "obviously", "please.", "amateur", "beneath", "as if", "of course you",
-                 "typical", "ridicul"),
+    "contempt": (
+        "whatever",
+        "pathetic",
+        "obviously",
+        "please.",
+        "amateur",
+        "beneath",
+        "as if",
+        "of course you",
+        "typical",
+        "ridicul",
+    ),
 }
 
 
@@ -102,8 +197,9 @@ def check_topic(topic: str) -> str:
     """A cleaned topic, or an InputError saying what is wrong."""
     topic = re.sub(r"\s+", " ", topic or "").strip()
     if not topic:
-        raise InputError("the topic is empty; give the two people something to talk about, e.g. 'weekend plans'",
-                         "topic")
+        raise InputError(
+            "the topic is empty; give the two people something to talk about, e.g. 'weekend plans'", "topic"
+        )
     if len(topic) > MAX_TOPIC_CHARS:
         raise InputError(f"the topic is {len(topic)} characters long; keep it under {MAX_TOPIC_CHARS}", "topic")
     return topic
@@ -195,10 +291,17 @@ def _too_similar(a: str, b: str) -> bool:
     return len(wa & wb) / min(len(wa), len(wb)) > 0.8
 
 
-def generate_dialogue(topic: str, emotion_a: str, emotion_b: str, config: DialogueConfig, seed: int = 0,
-                      names: dict[str, str] | None = None, tree=None,
-                      progress: Callable[[float, str], None] | None = None,
-                      on_turn: Callable[[Turn], None] | None = None) -> list[Turn]:
+def generate_dialogue(
+    topic: str,
+    emotion_a: str,
+    emotion_b: str,
+    config: DialogueConfig,
+    seed: int = 0,
+    names: dict[str, str] | None = None,
+    tree=None,
+    progress: Callable[[float, str], None] | None = None,
+    on_turn: Callable[[Turn], None] | None = None,
+) -> list[Turn]:
     """Write the conversation turn by turn with the offline LLM; each turn labelled with an emotion.
 
     Each prompt carries the topic, both names, the recent lines and the speaker's current feeling (from the
@@ -223,9 +326,16 @@ def generate_dialogue(topic: str, emotion_a: str, emotion_b: str, config: Dialog
         for attempt in range(4):
             torch.manual_seed(seed * 1000 + i * 10 + attempt)
             with torch.no_grad():
-                out = lm.generate(**inputs, max_new_tokens=48, do_sample=True, temperature=config.temperature,
-                                  top_p=0.9, repetition_penalty=1.15, pad_token_id=tok.eos_token_id)
-            raw = tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+                out = lm.generate(
+                    **inputs,
+                    max_new_tokens=48,
+                    do_sample=True,
+                    temperature=config.temperature,
+                    top_p=0.9,
+                    repetition_penalty=1.15,
+                    pad_token_id=tok.eos_token_id,
+                )
+            raw = tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             line = clean_generated(raw, names, config.max_words)
             if _acceptable(line, turns, names):
                 best = line
@@ -247,23 +357,29 @@ def generate_dialogue(topic: str, emotion_a: str, emotion_b: str, config: Dialog
     return turns
 
 
-def _transcript_prompt(topic: str, names: dict[str, str], feelings: dict[str, str], turns: list[Turn],
-                       speaker: Speaker) -> str:
+def _transcript_prompt(
+    topic: str, names: dict[str, str], feelings: dict[str, str], turns: list[Turn], speaker: Speaker
+) -> str:
     """A transcript to continue: small models follow this format far better than instructions.
 
     The topic is quoted as data inside the scene description; the model only ever continues a speaker's line.
     """
     a, b = names["A"], names["B"]
-    head = (f"Transcript of a friendly, natural spoken conversation between two friends, {a} and {b}.\n"
-            f"Topic: \"{topic}\"\n"
-            f"{a} feels {feelings['A']}; {b} feels {feelings['B']}. They speak in short, everyday sentences.\n\n")
+    head = (
+        f"Transcript of a friendly, natural spoken conversation between two friends, {a} and {b}.\n"
+        f'Topic: "{topic}"\n'
+        f"{a} feels {feelings['A']}; {b} feels {feelings['B']}. They speak in short, everyday sentences.\n\n"
+    )
     lines = "".join(f"{names[t.speaker]}: {t.text}\n" for t in turns[-6:])
     return head + lines + f"{names[speaker]}:"
 
 
 # Narration rather than speech ("Alex smiled", "she said"): a small model's most common failure.
-_NARRATION = re.compile(r"\b(?:said|says|smiled|smiles|smiling|nodded|nods|laughed|laughs|replied|replies|asked|"
-                        r"grinned|grins|sighed|sighs|shrugged|shrugs)\b", re.IGNORECASE)
+_NARRATION = re.compile(
+    r"\b(?:said|says|smiled|smiles|smiling|nodded|nods|laughed|laughs|replied|replies|asked|"
+    r"grinned|grins|sighed|sighs|shrugged|shrugs)\b",
+    re.IGNORECASE,
+)
 
 
 def _acceptable(line: str, turns: list[Turn], names: dict[str, str]) -> bool:

@@ -20,8 +20,44 @@ MIN_FACE_PX = 64  # faces smaller than this (height in the original image) are t
 
 # MediaPipe face-mesh landmark indices used across stages.
 FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
-             149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+FACE_OVAL = (
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+)
 LIPS_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
@@ -63,7 +99,7 @@ class FaceRig:
 
 
 def load_image(source: str | Path | np.ndarray, name: str = "A") -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB: EXIF rotation applied, alpha flattened on white, 16-bit/CMYK/grey converted.
+    """Read an image as (H, W, 3) uint8 RGB: EXIF rotation applied, alpha on white, 16-bit/CMYK/grey converted.
 
     Raises:
         InputError: the file is missing or is not a readable image.
@@ -87,8 +123,10 @@ def load_image(source: str | Path | np.ndarray, name: str = "A") -> np.ndarray:
             img = Image.open(path)
             img.load()
         except (UnidentifiedImageError, OSError) as exc:
-            raise InputError(f"Portrait {name}: {path.name} is not a readable image ({exc}). "
-                             "Upload a JPEG, PNG or WebP photo.", field) from exc
+            raise InputError(
+                f"Portrait {name}: {path.name} is not a readable image ({exc}). Upload a JPEG, PNG or WebP photo.",
+                field,
+            ) from exc
         img = ImageOps.exif_transpose(img)
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr16 = np.asarray(img, dtype=np.float32)
@@ -112,8 +150,9 @@ def _face_mesh():
     import mediapipe as mp
 
     log.info("loading MediaPipe face mesh (refined, 478 landmarks) from the mediapipe wheel")
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=5, refine_landmarks=True,
-                                           min_detection_confidence=0.5)
+    return mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=5, refine_landmarks=True, min_detection_confidence=0.5
+    )
 
 
 def detect_landmarks(image: np.ndarray) -> list[np.ndarray]:
@@ -148,25 +187,36 @@ def build_rig(source: str | Path | np.ndarray, name: str = "A", config: FaceConf
     image = load_image(source, name)
     faces = detect_landmarks(image)
     if not faces:
-        raise InputError(f"Portrait {name}: no human face found. Use a clear, front-facing photo of one person.", field)
+        raise InputError(
+            f"Portrait {name}: no human face found. Use a clear, front-facing photo of one person.", field
+        )
     if len(faces) > 1:
         log.warning("portrait %s: %d faces found; using the largest", name, len(faces))
     lm = faces[0]
     h, w = image.shape[:2]
     face_h = float(np.linalg.norm(lm[FOREHEAD, :2] - lm[CHIN, :2]))
     if face_h < MIN_FACE_PX:
-        raise InputError(f"Portrait {name}: the face is too small ({face_h:.0f} px tall; at least {MIN_FACE_PX} px "
-                         "needed). Use a closer or larger photo.", field)
+        raise InputError(
+            f"Portrait {name}: the face is too small ({face_h:.0f} px tall; at least {MIN_FACE_PX} px "
+            "needed). Use a closer or larger photo.",
+            field,
+        )
     x_min, y_min = lm[:, :2].min(axis=0)
     x_max, y_max = lm[:, :2].max(axis=0)
     pad = 0.02 * face_h
     if x_min < -pad or y_min < -pad or x_max > w + pad or y_max > h + pad:
-        raise InputError(f"Portrait {name}: the face is cut off by the edge of the image. "
-                         "Use a photo with the whole face inside the frame.", field)
+        raise InputError(
+            f"Portrait {name}: the face is cut off by the edge of the image. "
+            "Use a photo with the whole face inside the frame.",
+            field,
+        )
     yaw = _yaw_estimate(lm)
     if abs(yaw) > 45:
-        raise InputError(f"Portrait {name}: the face is turned too far to the side (about {abs(yaw):.0f} degrees; "
-                         "at most 45). Use a more front-facing photo.", field)
+        raise InputError(
+            f"Portrait {name}: the face is turned too far to the side (about {abs(yaw):.0f} degrees; "
+            "at most 45). Use a more front-facing photo.",
+            field,
+        )
 
     # Square crop around head and shoulders, centred a little below the face centre.
     cx = (x_min + x_max) / 2
@@ -176,12 +226,23 @@ def build_rig(source: str | Path | np.ndarray, name: str = "A", config: FaceConf
     scale = cfg.size / side
     # Affine crop with edge replication where the square leaves the photo.
     m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
-    crop = cv2.warpAffine(image, m, (cfg.size, cfg.size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        image,
+        m,
+        (cfg.size, cfg.size),
+        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     crop_faces = detect_landmarks(crop)
     if crop_faces:
         landmarks = crop_faces[0]
     else:  # the crop is a plain resample, so the original mesh maps over exactly
         landmarks = np.concatenate([(lm[:, :2] - [x0, y0]) * scale, lm[:, 2:] * scale], axis=1).astype(np.float32)
-    return FaceRig(image=crop, landmarks=landmarks, name=name, crop_box=(float(x0), float(y0), float(side)),
-                   source_size=(w, h), n_faces=len(faces))
+    return FaceRig(
+        image=crop,
+        landmarks=landmarks,
+        name=name,
+        crop_box=(float(x0), float(y0), float(side)),
+        source_size=(w, h),
+        n_faces=len(faces),
+    )

@@ -32,12 +32,17 @@ def output_paths(out: Path) -> dict[str, Path]:
     """The four files written for `out` (an .mp4 path): video, plot, tree and subtitles side by side."""
     out = Path(out)
     stem = out.with_suffix("")
-    return {"video": out, "timeline_png": Path(f"{stem}.timeline.png"), "tree_json": Path(f"{stem}.tree.json"),
-            "srt": Path(f"{stem}.srt")}
+    return {
+        "video": out,
+        "timeline_png": Path(f"{stem}.timeline.png"),
+        "tree_json": Path(f"{stem}.tree.json"),
+        "srt": Path(f"{stem}.srt"),
+    }
 
 
-def check_inputs(emotion_a: str, emotion_b: str, topic: str, turns: int, script: str | None,
-                 config: WarmChatConfig) -> tuple[str, str, str]:
+def check_inputs(
+    emotion_a: str, emotion_b: str, topic: str, turns: int, script: str | None, config: WarmChatConfig
+) -> tuple[str, str, str]:
     """Validate the user's choices; returns the normalised (emotion_a, emotion_b, topic)."""
     emotions = []
     for name, value in (("emotion_a", emotion_a), ("emotion_b", emotion_b)):
@@ -62,10 +67,21 @@ def _stage(times: dict[str, float], name: str):
     times[name] = times.get(name, 0.0) + time.perf_counter() - t0
 
 
-def generate(portrait_a, portrait_b, *, emotion_a: str = "neutral", emotion_b: str = "neutral", topic: str = "",
-             turns: int = 4, script: str | Path | None = None, out: str | Path = "out/chat.mp4",
-             names: dict[str, str] | None = None, config: WarmChatConfig | None = None,
-             progress: Progress | None = None, on_turn: Callable[[Turn], None] | None = None) -> GenerateResult:
+def generate(
+    portrait_a,
+    portrait_b,
+    *,
+    emotion_a: str = "neutral",
+    emotion_b: str = "neutral",
+    topic: str = "",
+    turns: int = 4,
+    script: str | Path | None = None,
+    out: str | Path = "out/chat.mp4",
+    names: dict[str, str] | None = None,
+    config: WarmChatConfig | None = None,
+    progress: Progress | None = None,
+    on_turn: Callable[[Turn], None] | None = None,
+) -> GenerateResult:
     """Render a two-person conversation video from two portraits.
 
     Args:
@@ -106,14 +122,23 @@ def generate(portrait_a, portrait_b, *, emotion_a: str = "neutral", emotion_b: s
                     on_turn(turn)
         else:
             dcfg = replace(cfg.dialogue, turns=turns)
-            lines = dialogue.generate_dialogue(topic, emotion_a, emotion_b, dcfg, seed=cfg.seed, names=names,
-                                               tree=itt, progress=lambda f, m: progress(0.05 + 0.2 * f, m),
-                                               on_turn=on_turn)
+            lines = dialogue.generate_dialogue(
+                topic,
+                emotion_a,
+                emotion_b,
+                dcfg,
+                seed=cfg.seed,
+                names=names,
+                tree=itt,
+                progress=lambda f, m: progress(0.05 + 0.2 * f, m),
+                on_turn=on_turn,
+            )
 
     with _stage(times, "speech"):
         voices = {"A": cfg.speech.voice_a, "B": cfg.speech.voice_b}
-        utterances = speech.voice_turns(lines, voices, seed=cfg.seed,
-                                        progress=lambda f, m: progress(0.25 + 0.1 * f, m))
+        utterances = speech.voice_turns(
+            lines, voices, seed=cfg.seed, progress=lambda f, m: progress(0.25 + 0.1 * f, m)
+        )
         clock = timeline.build_timeline(lines, utterances, cfg.speech.sample_rate, cfg.compose.fps)
 
     # Everything but the video is written before rendering, so a failed render never loses the conversation.
@@ -127,8 +152,10 @@ def generate(portrait_a, portrait_b, *, emotion_a: str = "neutral", emotion_b: s
     with _stage(times, "motion"):
         progress(0.38, "animating faces")
         seeds = rng.spawn(2)
-        tracks = {p: motion.build_motion(p, clock, utterances, curves[p], cfg.motion, seeds[i])
-                  for i, p in enumerate(("A", "B"))}
+        tracks = {
+            p: motion.build_motion(p, clock, utterances, curves[p], cfg.motion, seeds[i])
+            for i, p in enumerate(("A", "B"))
+        }
 
     with _stage(times, "render"):
         renderers = {p: make_renderer(rigs[p], cfg.render.renderer) for p in ("A", "B")}
@@ -149,6 +176,15 @@ def generate(portrait_a, portrait_b, *, emotion_a: str = "neutral", emotion_b: s
                         progress(0.4 + 0.6 * f / n, f"rendering frame {f + 1}/{n}")
     progress(1.0, "done")
     log.info("stage seconds: %s", {k: round(v, 2) for k, v in times.items()})
-    return GenerateResult(video=paths["video"], timeline_png=paths["timeline_png"], tree_json=paths["tree_json"],
-                          srt=paths["srt"], turns=lines, duration_s=clock.duration, n_frames=n, fps=clock.fps,
-                          renderer=renderers["A"].name, stage_seconds=times)
+    return GenerateResult(
+        video=paths["video"],
+        timeline_png=paths["timeline_png"],
+        tree_json=paths["tree_json"],
+        srt=paths["srt"],
+        turns=lines,
+        duration_s=clock.duration,
+        n_frames=n,
+        fps=clock.fps,
+        renderer=renderers["A"].name,
+        stage_seconds=times,
+    )

@@ -158,8 +158,14 @@ def build_rig_basis(landmarks: np.ndarray, size: int) -> Rig:
     neck = center + 2.0 * radius * np.stack([np.cos(ang), np.sin(ang)], axis=1)
     border = _border_points(size, 8)
     z_ring = np.full((N_RING, 1), float(lm[:, 2].max()))
-    rest = np.concatenate([lm, np.concatenate([hair, z_ring], 1), np.concatenate([neck, z_ring], 1),
-                           np.concatenate([border, np.zeros((len(border), 1))], 1)]).astype(np.float64)
+    rest = np.concatenate(
+        [
+            lm,
+            np.concatenate([hair, z_ring], 1),
+            np.concatenate([neck, z_ring], 1),
+            np.concatenate([border, np.zeros((len(border), 1))], 1),
+        ]
+    ).astype(np.float64)
     head_weight = np.concatenate([np.ones(len(lm) + N_RING), np.full(N_RING, 0.25), np.zeros(len(border))])
     pivot = np.array([*(xy[F.NOSE_TIP] * 0.3 + center * 0.7), float(lm[F.NOSE_TIP, 2]) + 0.6 * face_h])
     return Rig(rest=rest, basis=basis.astype(np.float32), head_weight=head_weight, pivot=pivot, face_height=face_h)
@@ -173,12 +179,18 @@ def _sorted_xy(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _border_points(size: int, per_side: int) -> np.ndarray:
     t = np.linspace(0, size - 1, per_side + 1)[:-1]
     s = size - 1
-    return np.concatenate([np.stack([t, np.zeros_like(t)], 1), np.stack([np.full_like(t, s), t], 1),
-                           np.stack([s - t, np.full_like(t, s)], 1), np.stack([np.zeros_like(t), s - t], 1)])
+    return np.concatenate(
+        [
+            np.stack([t, np.zeros_like(t)], 1),
+            np.stack([np.full_like(t, s), t], 1),
+            np.stack([s - t, np.full_like(t, s)], 1),
+            np.stack([np.zeros_like(t), s - t], 1),
+        ]
+    )
 
 
 def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """3x3 rotation for image coordinates (x right, y down, z into the image): yaw about y, pitch about x, roll about z."""
+    """3x3 rotation in image coordinates (x right, y down, z into the image): yaw about y, pitch x, roll z."""
     cy, sy = np.cos(yaw), np.sin(yaw)
     cp, sp = np.cos(pitch), np.sin(pitch)
     cr, sr = np.cos(roll), np.sin(roll)

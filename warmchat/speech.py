@@ -27,7 +27,9 @@ class VoiceInfo:
 
 VOICES: dict[str, VoiceInfo] = {
     "hibari": VoiceInfo("hibari", "hibari", "female", "American English, female (hibari-tts 'heart', Apache-2.0)"),
-    "piper-joe": VoiceInfo("piper-joe", "piper", "male", "American English, male (Piper en_US-joe-medium, GPL engine)"),
+    "piper-joe": VoiceInfo(
+        "piper-joe", "piper", "male", "American English, male (Piper en_US-joe-medium, GPL engine)"
+    ),
 }
 
 # Emotion -> (speaking-rate multiplier, loudness gain). Sad is slower and softer, angry faster and louder.
@@ -112,12 +114,18 @@ def synthesize(text: str, voice: str, emotion: str = "neutral", intensity: float
     audio, lead = trim_silence(np.asarray(audio, dtype=np.float32), sr)
     phonemes = [(p, round(max(a - lead, 0.0), 4), round(max(b - lead, 0.0), 4)) for p, a, b in phonemes]
     audio = normalize_loudness(audio) * gain
-    return Utterance(audio=np.clip(audio, -1, 1).astype(np.float32), sample_rate=int(sr), text=spoken, voice=voice,
-                     phonemes=phonemes)
+    return Utterance(
+        audio=np.clip(audio, -1, 1).astype(np.float32),
+        sample_rate=int(sr),
+        text=spoken,
+        voice=voice,
+        phonemes=phonemes,
+    )
 
 
-def trim_silence(audio: np.ndarray, sr: int, threshold_db: float = -45.0, keep_s: float = 0.03
-                 ) -> tuple[np.ndarray, float]:
+def trim_silence(
+    audio: np.ndarray, sr: int, threshold_db: float = -45.0, keep_s: float = 0.03
+) -> tuple[np.ndarray, float]:
     """Cut leading/trailing silence (keeping `keep_s`); returns the audio and the seconds cut from the start."""
     if audio.size == 0:
         return audio, 0.0
@@ -146,8 +154,7 @@ def normalize_loudness(audio: np.ndarray, target_dbfs: float = -20.0) -> np.ndar
     return out * (0.95 / peak) if peak > 0.95 else out
 
 
-def voice_turns(turns: list[Turn], voices: dict[str, str], seed: int = 0,
-                progress=None) -> list[Utterance]:
+def voice_turns(turns: list[Turn], voices: dict[str, str], seed: int = 0, progress=None) -> list[Utterance]:
     """Synthesise every turn with its speaker's voice. Errors name the turn."""
     out = []
     for i, turn in enumerate(turns):

@@ -9,8 +9,16 @@ from warmchat.schema import Segment, Timeline, Turn, Utterance
 LEAD_IN_S = 0.4  # silence before the first line: the listener settles, the speaker draws breath
 TAIL_S = 0.8  # silence after the last line so the final reaction is seen
 # Gap before a turn, by the emotion of the line that answers: excited replies come fast, sad ones slowly.
-GAP_S = {"neutral": 0.35, "happy": 0.25, "sad": 0.6, "angry": 0.18, "surprised": 0.15, "fearful": 0.25,
-         "disgusted": 0.35, "contempt": 0.45}
+GAP_S = {
+    "neutral": 0.35,
+    "happy": 0.25,
+    "sad": 0.6,
+    "angry": 0.18,
+    "surprised": 0.15,
+    "fearful": 0.25,
+    "disgusted": 0.35,
+    "contempt": 0.45,
+}
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -22,11 +30,13 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(audio, sr_in, sr_out).astype(np.float32)
 
 
-def build_timeline(turns: list[Turn], utterances: list[Utterance], sample_rate: int = 24000, fps: int = 25) -> Timeline:
+def build_timeline(
+    turns: list[Turn], utterances: list[Utterance], sample_rate: int = 24000, fps: int = 25
+) -> Timeline:
     """Concatenate the turns' audio with pauses; returns the mixed track and each turn's segment (seconds)."""
     pieces, segments = [np.zeros(int(LEAD_IN_S * sample_rate), np.float32)], []
     t = LEAD_IN_S
-    for i, (turn, utt) in enumerate(zip(turns, utterances)):
+    for i, (turn, utt) in enumerate(zip(turns, utterances, strict=True)):
         if i > 0:
             gap = GAP_S.get(turn.emotion, 0.35)
             pieces.append(np.zeros(int(gap * sample_rate), np.float32))

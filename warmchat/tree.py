@@ -44,16 +44,18 @@ class Node:
 class InteractiveTalkingTree:
     """The conversation as a tree of utterances; the active path is the conversation as rendered."""
 
-    def __init__(self, topic: str, prior_a: str, prior_b: str, config: TreeConfig | None = None,
-                 prior_intensity: float = 0.8):
+    def __init__(
+        self, topic: str, prior_a: str, prior_b: str, config: TreeConfig | None = None, prior_intensity: float = 0.8
+    ):
         self.config = config or TreeConfig()
         self.topic = topic
         self.priors: dict[str, list[float]] = {
             "A": soft_label(prior_a, prior_intensity).tolist(),
             "B": soft_label(prior_b, prior_intensity).tolist(),
         }
-        self.nodes: list[Node] = [Node(id=0, speaker=None, text=topic, p=[0.0] * len(EMOTIONS),
-                                       intensity=0.0, parent=None)]
+        self.nodes: list[Node] = [
+            Node(id=0, speaker=None, text=topic, p=[0.0] * len(EMOTIONS), intensity=0.0, parent=None)
+        ]
 
     # ----- structure -------------------------------------------------------------------------------------------
     @property
@@ -89,9 +91,14 @@ class InteractiveTalkingTree:
         return self._attach(self.nodes[parent_id], turn)
 
     def _attach(self, parent: Node, turn: Turn) -> int:
-        node = Node(id=len(self.nodes), speaker=turn.speaker, text=turn.text,
-                    p=soft_label(turn.emotion, turn.intensity).tolist(), intensity=float(turn.intensity),
-                    parent=parent.id)
+        node = Node(
+            id=len(self.nodes),
+            speaker=turn.speaker,
+            text=turn.text,
+            p=soft_label(turn.emotion, turn.intensity).tolist(),
+            intensity=float(turn.intensity),
+            parent=parent.id,
+        )
         self.nodes.append(node)
         parent.children.append(node.id)
         parent.active_child = node.id
@@ -137,7 +144,7 @@ class InteractiveTalkingTree:
 
     def set_times(self, timeline: Timeline) -> None:
         """Record each active node's start/end from the conversation clock."""
-        for node, seg in zip(self.active_path(), timeline.segments):
+        for node, seg in zip(self.active_path(), timeline.segments, strict=True):
             node.start, node.end = round(seg.start, 3), round(seg.end, 3)
 
     # ----- serialisation ---------------------------------------------------------------------------------------
@@ -171,8 +178,9 @@ class InteractiveTalkingTree:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def build_tree(topic: str, prior_a: str, prior_b: str, turns: list[Turn], config: TreeConfig | None = None
-               ) -> InteractiveTalkingTree:
+def build_tree(
+    topic: str, prior_a: str, prior_b: str, turns: list[Turn], config: TreeConfig | None = None
+) -> InteractiveTalkingTree:
     """A tree whose active path is `turns`, in order."""
     tree = InteractiveTalkingTree(topic, prior_a, prior_b, config)
     for turn in turns:

@@ -12,8 +12,14 @@ from warmchat.motion.speaker import speaking_weight, speech_mouth
 from warmchat.schema import MotionTrack, Speaker, Timeline, Utterance
 
 
-def build_motion(person: Speaker, timeline: Timeline, utterances: list[Utterance], emotion_curve: np.ndarray,
-                 config: MotionConfig, rng: np.random.Generator) -> MotionTrack:
+def build_motion(
+    person: Speaker,
+    timeline: Timeline,
+    utterances: list[Utterance],
+    emotion_curve: np.ndarray,
+    config: MotionConfig,
+    rng: np.random.Generator,
+) -> MotionTrack:
     """Motion of one person through the whole conversation.
 
     Args:
@@ -23,7 +29,9 @@ def build_motion(person: Speaker, timeline: Timeline, utterances: list[Utterance
     n = timeline.n_frames
     speaking = speaking_weight(person, timeline, config.transition_s)  # (T,) 1 while speaking, eased between
     mouth = speech_mouth(person, timeline, utterances, emotion_curve)  # (T, K) zero outside own speech
-    expression = emotion_expression(emotion_curve) + mouth + blink_track(n, timeline.fps, config.blink_rate_per_min, rng)
+    expression = (
+        emotion_expression(emotion_curve) + mouth + blink_track(n, timeline.fps, config.blink_rate_per_min, rng)
+    )
     pose = head_motion(n, timeline.fps, speaking, rng, config.head_sway)
     pose[:, 1] += listener_nods(person, timeline, rng)  # pitch: nods at the other person's pauses
     return MotionTrack(expression=clip_expression(expression), pose=pose.astype(np.float32), fps=timeline.fps)

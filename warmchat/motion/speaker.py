@@ -9,8 +9,16 @@ from warmchat.emotions import EMOTIONS
 from warmchat.schema import Speaker, Timeline, Utterance
 
 # How wide each emotion opens the mouth while speaking (sad speakers barely open, surprised ones open wide).
-JAW_GAIN = {"neutral": 1.0, "happy": 1.05, "sad": 0.7, "angry": 1.1, "surprised": 1.2, "fearful": 0.9,
-            "disgusted": 0.85, "contempt": 0.8}
+JAW_GAIN = {
+    "neutral": 1.0,
+    "happy": 1.05,
+    "sad": 0.7,
+    "angry": 1.1,
+    "surprised": 1.2,
+    "fearful": 0.9,
+    "disgusted": 0.85,
+    "contempt": 0.8,
+}
 CLOSURES = set("pbm")  # bilabials: lips meet
 ROUNDED = set("uʊoɔw")  # lips round
 SPREAD = set("iɪeɛæ")  # lips spread
@@ -41,8 +49,9 @@ def speaking_weight(person: Speaker, timeline: Timeline, transition_s: float) ->
     return w * w * (3 - 2 * w)
 
 
-def speech_mouth(person: Speaker, timeline: Timeline, utterances: list[Utterance], emotion_curve: np.ndarray
-                 ) -> np.ndarray:
+def speech_mouth(
+    person: Speaker, timeline: Timeline, utterances: list[Utterance], emotion_curve: np.ndarray
+) -> np.ndarray:
     """(T, K) mouth controls while `person` speaks; zero elsewhere so a listener's lips stay still."""
     n, fps = timeline.n_frames, timeline.fps
     out = np.zeros((n, K), dtype=np.float32)
@@ -67,14 +76,14 @@ def speech_mouth(person: Speaker, timeline: Timeline, utterances: list[Utterance
             if g1 <= g0:
                 continue
             if ph in CLOSURES:  # lips meet for p, b, m even in loud passages
-                mouth[g0 - f0:g1 - f0, INDEX["jawOpen"]] *= 0.15
-                mouth[g0 - f0:g1 - f0, INDEX["mouthPress"]] = 0.4
+                mouth[g0 - f0 : g1 - f0, INDEX["jawOpen"]] *= 0.15
+                mouth[g0 - f0 : g1 - f0, INDEX["mouthPress"]] = 0.4
             elif ph in ROUNDED:
-                mouth[g0 - f0:g1 - f0, INDEX["mouthPucker"]] = 0.45
-                mouth[g0 - f0:g1 - f0, INDEX["mouthFunnel"]] = 0.3
+                mouth[g0 - f0 : g1 - f0, INDEX["mouthPucker"]] = 0.45
+                mouth[g0 - f0 : g1 - f0, INDEX["mouthFunnel"]] = 0.3
             elif ph in SPREAD:
-                mouth[g0 - f0:g1 - f0, INDEX["mouthStretch_L"]] = 0.2
-                mouth[g0 - f0:g1 - f0, INDEX["mouthStretch_R"]] = 0.2
+                mouth[g0 - f0 : g1 - f0, INDEX["mouthStretch_L"]] = 0.2
+                mouth[g0 - f0 : g1 - f0, INDEX["mouthStretch_R"]] = 0.2
         # Brows lift with emphasis: the loudest stretches of the line.
         emphasis = np.clip((seg_db - (peak - 4.0)) / 4.0, 0, 1)
         mouth[:, INDEX["browInnerUp"]] = 0.25 * np.convolve(emphasis, np.ones(5) / 5, mode="same")

@@ -14,7 +14,7 @@ TEETH = np.array([232, 226, 214], dtype=np.float32)
 
 
 class CpuRenderer:
-    """Animates one portrait by piecewise-affine warping of a triangulated mesh (face mesh plus head/neck/border points).
+    """Animates one portrait by piecewise-affine warping of a triangulated mesh (face, head, neck and border points).
 
     Each frame the destination triangles are rasterised (far ones first, so the nearer surface wins where they
     overlap) into a triangle-index image; each pixel then takes its triangle's exact dst->src affine map, and one
@@ -36,8 +36,9 @@ class CpuRenderer:
         self._xs, self._ys = xs.astype(np.float32), ys.astype(np.float32)
         self._image = rig.image
         rest = self.rig.rest[:, :2]
-        self._rest_gap = float(np.max(rest[np.array(F.LOWER_INNER_LIP[1:-1]), 1]
-                                      - rest[np.array(F.UPPER_INNER_LIP[1:-1]), 1]))
+        self._rest_gap = float(
+            np.max(rest[np.array(F.LOWER_INNER_LIP[1:-1]), 1] - rest[np.array(F.UPPER_INNER_LIP[1:-1]), 1])
+        )
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) control-point positions for one frame."""
@@ -98,7 +99,7 @@ class CpuRenderer:
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)[..., None] / 255.0 * opened
         # Cavity: darker towards the back (centre), a little lighter at the bottom where the tongue sits.
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        cx = (inner[:, 0].mean() - x0)
+        cx = inner[:, 0].mean() - x0
         rel_x = np.abs(xx - cx) / max(w / 2, 1)
         upper_y = np.interp(xx + x0, *_ordered(upper)) - y0
         lower_y = np.interp(xx + x0, *_ordered(lower)) - y0
