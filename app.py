@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -50,6 +52,16 @@ EXAMPLE_ROWS = [
 ]
 
 log = logging.getLogger("warmchat.app")
+OUTPUT_TTL_S = 3600  # per-request working folders older than this are removed (Gradio keeps its own copies)
+
+
+def _new_output_dir() -> Path:
+    """A fresh folder for one request; sweeps away folders left by requests more than an hour old."""
+    tmp = Path(tempfile.gettempdir())
+    for old in tmp.glob("warmchat-*"):
+        if old.is_dir() and time.time() - old.stat().st_mtime > OUTPUT_TTL_S:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="warmchat-"))
 
 
 def run_generate(
@@ -76,7 +88,7 @@ def run_generate(
     cfg = WarmChatConfig(seed=int(seed))
     cfg.face.size = int(size)
     cfg.speech.voice_a, cfg.speech.voice_b = voice_a, voice_b
-    out_dir = Path(tempfile.mkdtemp(prefix="warmchat-"))
+    out_dir = _new_output_dir()
     try:
         result = generate(
             portrait_a,
