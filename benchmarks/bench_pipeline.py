@@ -29,21 +29,33 @@ def main() -> None:
     cfg.face.size = args.size
     script = (ROOT / "examples" / "weekend.txt").read_text()
     t0 = time.perf_counter()
-    result = generate(ROOT / "examples" / "astronaut.png", ROOT / "examples" / "grace_hopper.jpg",
-                      emotion_a="happy", emotion_b="neutral", script=script, out=args.out, config=cfg,
-                      progress=lambda f, m: None)
+    result = generate(
+        ROOT / "examples" / "astronaut.png",
+        ROOT / "examples" / "grace_hopper.jpg",
+        emotion_a="happy",
+        emotion_b="neutral",
+        script=script,
+        out=args.out,
+        config=cfg,
+        progress=lambda f, m: None,
+    )
     total = time.perf_counter() - t0
-    print(json.dumps({
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "face_px": args.size,
-        "turns": len(result.turns),
-        "video_s": round(result.duration_s, 2),
-        "frames": result.n_frames,
-        "stage_s": {k: round(v, 2) for k, v in result.stage_seconds.items()},
-        "total_s": round(total, 2),
-        "real_time_factor": round(total / result.duration_s, 3),
-        "render_ms_per_frame_pair": round(1000 * result.stage_seconds["render"] / result.n_frames, 2),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                "face_px": args.size,
+                "turns": len(result.turns),
+                "video_s": round(result.duration_s, 2),
+                "frames": result.n_frames,
+                "stage_s": {k: round(v, 2) for k, v in result.stage_seconds.items()},
+                "total_s": round(total, 2),
+                "real_time_factor": round(total / result.duration_s, 3),
+                "render_ms_per_frame_pair": round(1000 * result.stage_seconds["render"] / result.n_frames, 2),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

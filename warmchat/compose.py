@@ -43,43 +43,21 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 class VideoWriter:
-    """Streams RGB frames to ffmpeg as they are made (memory does not grow with length), muxing a WAV track."""
+    """Streams RGB frames into ffmpeg as they are made (memory does not grow with length), muxed with a WAV track.
+
+    A ``.ts`` path writes MPEG-TS (a segment that plays on its and concatenates without re-encoding), anything
+    else MP4 with the index at the front so browsers start playing at once.
+    """
 
     def __init__(self, path: Path, width: int, height: int, fps: int, audio_wav: Path, crf: int = 20):
         self.path = Path(path)
+        container = ["-f", "mpegts"] if self.path.suffix == ".ts" else ["-movflags", "+faststart"]
         cmd = [
-            ffmpeg_exe(),
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            str(fps),
-            "-i",
-            "-",
-            "-i",
-            str(audio_wav),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            str(crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-movflags",
-            "+faststart",
-            str(self.path),
-        ]
+            ffmpeg_exe(), *"-y -loglevel error -f rawvideo -pix_fmt rgb24".split(),
+            *["-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-i", str(audio_wav)],
+            *f"-c:v libx264 -preset veryfast -bf 0 -crf {crf} -pix_fmt yuv420p -c:a aac -b:a 128k".split(),
+            *container, str(self.path),
+        ]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self.frames = 0
 
@@ -105,6 +83,27 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def join_segments(segments: list[Path], audio_wav: Path, out: Path, fps: int) -> Path:
+    """One MP4 from per-turn MPEG-TS segments: video copied as is, the whole conversation's audio encoded once.
+
+    Encoding the audio once (rather than copying each segment's) avoids AAC priming gaps at every turn boundary;
+    video timestamps are rewritten to frame_number / fps (the segments have no B-frames) so the AAC delay each
+    segment carries does not open a gap at every join.
+    """
+    listing = out.with_suffix(".segments.txt")
+    listing.write_text("".join(f"file '{p.resolve()}'\n" for p in segments))
+    cmd = [
+        ffmpeg_exe(), *"-y -loglevel error -f concat -safe 0 -i".split(), str(listing), "-i", str(audio_wav),
+        *"-map 0:v -map 1:a -c:v copy -bsf:v".split(), f"setts=ts=N/({fps}*TB)",
+        *"-c:a aac -b:a 128k -movflags +faststart".split(), str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    listing.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed joining {len(segments)} segments into {out.name}: {proc.stderr[-500:]}")
+    return out
 
 
 @functools.cache

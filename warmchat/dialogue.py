@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -306,10 +306,29 @@ def generate_dialogue(
     progress: Callable[[float, str], None] | None = None,
     on_turn: Callable[[Turn], None] | None = None,
 ) -> list[Turn]:
-    """Write the conversation turn by turn with the offline LLM; each turn labelled with an emotion.
+    """The whole conversation as a list (see `iter_dialogue`); `on_turn` sees each turn as it is written."""
+    turns = []
+    for turn in iter_dialogue(topic, emotion_a, emotion_b, config, seed, names, tree, progress):
+        turns.append(turn)
+        if on_turn:
+            on_turn(turn)
+    return turns
+
+
+def iter_dialogue(
+    topic: str,
+    emotion_a: str,
+    emotion_b: str,
+    config: DialogueConfig,
+    seed: int = 0,
+    names: dict[str, str] | None = None,
+    tree=None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Iterator[Turn]:
+    """Write the conversation turn by turn with the offline LLM, yielding each turn as soon as it is written.
 
     Each prompt carries the topic, both names, the recent lines and the speaker's current feeling (from the
-    Interactive Talking Tree when given, so the arc stays coherent). `on_turn` sees each turn as it is written.
+    Interactive Talking Tree when given, so the arc stays coherent; each turn is added to the tree).
     """
     import torch
 
@@ -355,10 +374,8 @@ def generate_dialogue(
         turns.append(turn)
         if tree is not None:
             tree.add_turn(turn)
-        if on_turn:
-            on_turn(turn)
+        yield turn
         speaker = other(speaker)
-    return turns
 
 
 def _transcript_prompt(

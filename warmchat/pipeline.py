@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from warmchat.config import WarmChatConfig
 from warmchat.emotions import normalize_emotion
 from warmchat.errors import InputError
 from warmchat.render import make_renderer
-from warmchat.schema import GenerateResult, Turn
+from warmchat.schema import GenerateResult, Timeline, Turn
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,32 @@ def check_inputs(
     return emotions[0], emotions[1], topic
 
 
+@dataclass
+class TurnWritten:
+    """A line of the conversation exists (written by the model or read from the script)."""
+
+    index: int
+    turn: Turn
+
+
+@dataclass
+class SegmentRendered:
+    """A turn's video is ready: an MPEG-TS segment (with its audio) that plays on its own."""
+
+    index: int
+    path: Path
+    start_s: float  # where the segment starts in the final video
+    end_s: float
+
+
+@dataclass
+class Finished:
+    result: GenerateResult
+
+
+Event = TurnWritten | SegmentRendered | Finished
+
+
 @contextmanager
 def _stage(times: dict[str, float], name: str):
     t0 = time.perf_counter()
@@ -67,7 +94,33 @@ def _stage(times: dict[str, float], name: str):
     times[name] = times.get(name, 0.0) + time.perf_counter() - t0
 
 
-def generate(
+def generate(portrait_a, portrait_b, **kwargs) -> GenerateResult:
+    """Render a two-person conversation video from two portraits.
+
+    Args:
+        portrait_a, portrait_b: image paths (or RGB arrays) of the two people; A speaks first.
+        emotion_a, emotion_b: each person's starting emotion (one of the 8 MEAD emotions).
+        topic: what they talk about (may be empty when a script is given).
+        turns: lines to generate when there is no script.
+        script: a user-written dialogue (text, or a path to a .txt file): ``A: text`` / ``B [sad]: text`` lines.
+        out: the .mp4 to write; the plot, tree JSON and SRT are written beside it.
+        names: display names for A and B.
+        config: a `WarmChatConfig` (seed, sizes, voices, ...).
+        progress: called with (fraction 0..1, message) as work advances.
+        on_turn: called with each Turn as soon as it is written.
+    Returns:
+        GenerateResult with the four output paths and per-stage timings.
+    """
+    on_turn = kwargs.pop("on_turn", None)
+    for event in iter_generate(portrait_a, portrait_b, **kwargs):
+        if isinstance(event, TurnWritten) and on_turn:
+            on_turn(event.turn)
+        elif isinstance(event, Finished):
+            return event.result
+    raise RuntimeError("the conversation ended without a result")  # unreachable: iter_generate always finishes
+
+
+def iter_generate(
     portrait_a,
     portrait_b,
     *,
@@ -80,22 +133,11 @@ def generate(
     names: dict[str, str] | None = None,
     config: WarmChatConfig | None = None,
     progress: Progress | None = None,
-    on_turn: Callable[[Turn], None] | None = None,
-) -> GenerateResult:
-    """Render a two-person conversation video from two portraits.
+) -> Iterator[Event]:
+    """Like `generate`, but turn by turn: yields each turn as it is written and each turn's video as it is rendered.
 
-    Args:
-        portrait_a, portrait_b: image paths (or RGB arrays) of the two people; A speaks first.
-        emotion_a, emotion_b: each person's starting emotion (one of the 8 MEAD emotions).
-        topic: what they talk about (ignored by the dialogue when a script is given).
-        turns: lines to generate when there is no script.
-        script: a user-written dialogue (text, or a path to a text file): ``A: text`` / ``B [sad]: text`` lines.
-        out: the .mp4 to write; the plot, tree JSON and SRT are written beside it.
-        names: display names for A and B.
-        progress: called with (fraction 0..1, message) as work advances.
-        on_turn: called with each Turn as soon as it is written.
-    Returns:
-        GenerateResult with the four output paths and per-stage timings.
+    A failure or cancellation part-way keeps what was done: the finished turns are joined into the output video
+    and the SRT and tree cover them. Arguments as for `generate`.
     """
     cfg = config or WarmChatConfig()
     progress = progress or _no_progress
@@ -106,85 +148,153 @@ def generate(
     paths = output_paths(Path(out))
     paths["video"].parent.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
-    rng = np.random.default_rng(cfg.seed)
+    fps, size = cfg.compose.fps, cfg.face.size
 
     with _stage(times, "face"):
         progress(0.0, "reading portraits")
         rigs = {"A": face.build_rig(portrait_a, "A", cfg.face), "B": face.build_rig(portrait_b, "B", cfg.face)}
+        renderers = {p: make_renderer(rigs[p], cfg.render.renderer) for p in ("A", "B")}
 
     itt = tree.InteractiveTalkingTree(topic, emotion_a, emotion_b, cfg.tree)
-    with _stage(times, "dialogue"):
-        if script is not None:
-            lines = dialogue.parse_script(str(script))
-            for turn in lines:
-                itt.add_turn(turn)
-                if on_turn:
-                    on_turn(turn)
-        else:
-            dcfg = replace(cfg.dialogue, turns=turns)
-            lines = dialogue.generate_dialogue(
-                topic,
-                emotion_a,
-                emotion_b,
-                dcfg,
-                seed=cfg.seed,
-                names=names,
-                tree=itt,
-                progress=lambda f, m: progress(0.05 + 0.2 * f, m),
-                on_turn=on_turn,
-            )
-
-    with _stage(times, "speech"):
-        voices = {"A": cfg.speech.voice_a, "B": cfg.speech.voice_b}
-        utterances = speech.voice_turns(
-            lines, voices, seed=cfg.seed, progress=lambda f, m: progress(0.25 + 0.1 * f, m)
+    if script is not None:
+        scripted = dialogue.parse_script(str(script))
+        n_turns = len(scripted)
+        source = iter(scripted)
+    else:
+        n_turns = turns
+        source = dialogue.iter_dialogue(
+            topic,
+            emotion_a,
+            emotion_b,
+            replace(cfg.dialogue, turns=turns),
+            seed=cfg.seed,
+            names=names,
+            tree=itt,
+            progress=lambda f, m: progress(f * 0.999, m),
         )
-        clock = timeline.build_timeline(lines, utterances, cfg.speech.sample_rate, cfg.compose.fps)
+    voices = {"A": cfg.speech.voice_a, "B": cfg.speech.voice_b}
+    builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
+    rngs = np.random.default_rng(cfg.seed).spawn(2)
+    params = {p: motion.draw_person_motion(rngs[i], cfg.motion.blink_rate_per_min) for i, p in enumerate("AB")}
+    captioner = compose.Captioner(2 * size, [], names) if cfg.compose.subtitles else None
+    writer = _SegmentWriter(renderers, captioner, size, cfg.compose.crf)
+    parts = paths["video"].with_suffix(".parts")
+    parts.mkdir(exist_ok=True)
+    lines: list[Turn] = []
+    utterances = []
+    segments: list[Path] = []
+    clock = builder.timeline()
+    done = 0  # frames rendered so far
+    complete = False
+    try:
+        for i in range(n_turns):
+            with _stage(times, "dialogue"):
+                turn = next(source)
+            if script is not None:
+                itt.add_turn(turn)
+            lines.append(turn)
+            yield TurnWritten(i, turn)
 
-    # Everything but the video is written before rendering, so a failed render never loses the conversation.
-    with _stage(times, "tree+plot"):
-        itt.set_times(clock)
-        itt.save(paths["tree_json"])
-        compose.write_srt(paths["srt"], clock, lines, names)
-        curves = itt.emotion_curves(clock)
-        plots.plot_timeline(paths["timeline_png"], curves, clock, lines, names)
+            with _stage(times, "speech"):
+                progress((i + 0.1) / n_turns, f"voicing turn {i + 1}/{n_turns}")
+                utterances.append(speech.voice_turn(turn, i, voices[turn.speaker], seed=cfg.seed))
+                seg = builder.add(turn, utterances[-1])
+                last = i == n_turns - 1
+                clock = builder.finish() if last else builder.timeline()
+                end = clock.n_frames if last else min(int(np.ceil(seg.end * fps)), clock.n_frames)
 
-    with _stage(times, "motion"):
-        progress(0.38, "animating faces")
-        seeds = rng.spawn(2)
-        tracks = {
-            p: motion.build_motion(p, clock, utterances, curves[p], cfg.motion, seeds[i])
-            for i, p in enumerate(("A", "B"))
-        }
+            with _stage(times, "tree+plot"):
+                itt.set_times(clock)
+                itt.save(paths["tree_json"])
+                compose.write_srt(paths["srt"], clock, lines, names)
+                curves = itt.emotion_curves(clock)
 
-    with _stage(times, "render"):
-        renderers = {p: make_renderer(rigs[p], cfg.render.renderer) for p in ("A", "B")}
-        size = cfg.face.size
-        captioner = compose.Captioner(2 * size, lines, names) if cfg.compose.subtitles else None
-        height = size + (compose.CAPTION_H if captioner else 0)
-        n = clock.n_frames
-        with tempfile.TemporaryDirectory() as tmp:
-            wav = Path(tmp) / "audio.wav"
-            compose.write_wav(wav, clock.audio, clock.sample_rate)
-            with compose.VideoWriter(paths["video"], 2 * size, height, clock.fps, wav, cfg.compose.crf) as writer:
-                for f in range(n):
-                    frames = [renderers[p].render(tracks[p].expression[f], tracks[p].pose[f]) for p in ("A", "B")]
-                    seg = clock.segment_at(f / clock.fps)
-                    caption = captioner.strip(seg.turn_index if seg else None) if captioner else None
-                    writer.write(compose.compose_frame(frames[0], frames[1], caption))
-                    if f % 25 == 0:
-                        progress(0.4 + 0.6 * f / n, f"rendering frame {f + 1}/{n}")
+            with _stage(times, "motion"):
+                tracks = {
+                    p: motion.build_motion(p, clock, utterances, curves[p], cfg.motion, params[p], done, end)
+                    for p in ("A", "B")
+                }
+
+            with _stage(times, "render"):
+                path = parts / f"turn_{i + 1:03d}.ts"
+                writer.write(
+                    path,
+                    tracks,
+                    clock,
+                    done,
+                    end,
+                    lines,
+                    lambda f, i=i: progress(
+                        (i + 0.2 + 0.8 * f) / n_turns, f"rendering turn {i + 1}/{n_turns} — {f:.0%}"
+                    ),
+                )
+                segments.append(path)
+            yield SegmentRendered(i, path, done / fps, end / fps)
+            done = end
+        complete = True
+    finally:
+        # Runs on success, failure and cancellation alike: whatever turns were rendered become the video.
+        if segments:
+            final = clock if complete else _truncate(clock, done)
+            with _stage(times, "compose"), tempfile.TemporaryDirectory() as tmp:
+                wav = Path(tmp) / "audio.wav"
+                compose.write_wav(wav, final.audio, final.sample_rate)
+                compose.join_segments(segments, wav, paths["video"], fps)
+                plots.plot_timeline(paths["timeline_png"], itt.emotion_curves(final), final, lines, names)
+            if complete:
+                shutil.rmtree(parts, ignore_errors=True)
+        elif parts.is_dir() and not any(parts.iterdir()):
+            parts.rmdir()
+
     progress(1.0, "done")
     log.info("stage seconds: %s", {k: round(v, 2) for k, v in times.items()})
-    return GenerateResult(
-        video=paths["video"],
-        timeline_png=paths["timeline_png"],
-        tree_json=paths["tree_json"],
-        srt=paths["srt"],
-        turns=lines,
-        duration_s=clock.duration,
-        n_frames=n,
-        fps=clock.fps,
-        renderer=renderers["A"].name,
-        stage_seconds=times,
-    )
+    yield Finished(GenerateResult(
+        video=paths["video"], timeline_png=paths["timeline_png"], tree_json=paths["tree_json"], srt=paths["srt"],
+        turns=lines, duration_s=clock.duration, n_frames=clock.n_frames, fps=fps,
+        renderer=renderers["A"].name, stage_seconds=times,
+    ))  # fmt: skip
+
+
+def _truncate(clock: Timeline, frames: int) -> Timeline:
+    """The conversation clock cut after `frames` video frames (for a partial result)."""
+    samples = round(frames * clock.sample_rate / clock.fps)
+    kept = [s for s in clock.segments if s.end <= frames / clock.fps + 1e-6]
+    return Timeline(audio=clock.audio[:samples], sample_rate=clock.sample_rate, fps=clock.fps, segments=kept)
+
+
+@dataclass
+class _SegmentWriter:
+    """Renders frame ranges of both faces, side by side with captions, into playable MPEG-TS segments."""
+
+    renderers: dict
+    captioner: compose.Captioner | None
+    size: int
+    crf: int
+
+    def write(
+        self,
+        path: Path,
+        tracks: dict,
+        clock: Timeline,
+        start: int,
+        end: int,
+        lines: list[Turn],
+        progress: Callable[[float], None],
+    ) -> None:
+        """Frames [start, end) with the matching slice of the conversation audio."""
+        if self.captioner is not None:
+            self.captioner.turns = lines
+        height = self.size + (compose.CAPTION_H if self.captioner else 0)
+        samples_per_frame = clock.sample_rate / clock.fps
+        audio = clock.audio[round(start * samples_per_frame) : round(end * samples_per_frame)]
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "segment.wav"
+            compose.write_wav(wav, audio, clock.sample_rate)
+            with compose.VideoWriter(path, 2 * self.size, height, clock.fps, wav, self.crf) as writer:
+                for k, f in enumerate(range(start, end)):
+                    faces = [self.renderers[p].render(tracks[p].expression[k], tracks[p].pose[k]) for p in "AB"]
+                    seg = clock.segment_at(f / clock.fps)
+                    caption = self.captioner.strip(seg.turn_index if seg else None) if self.captioner else None
+                    writer.write(compose.compose_frame(faces[0], faces[1], caption))
+                    if k % 25 == 0:
+                        progress(k / max(end - start, 1))

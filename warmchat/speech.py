@@ -154,14 +154,14 @@ def normalize_loudness(audio: np.ndarray, target_dbfs: float = -20.0) -> np.ndar
     return out * (0.95 / peak) if peak > 0.95 else out
 
 
-def voice_turns(turns: list[Turn], voices: dict[str, str], seed: int = 0, progress=None) -> list[Utterance]:
-    """Synthesise every turn with its speaker's voice. Errors name the turn."""
-    out = []
-    for i, turn in enumerate(turns):
-        if progress:
-            progress(i / max(len(turns), 1), f"voicing turn {i + 1}/{len(turns)}")
-        try:
-            out.append(synthesize(turn.text, voices[turn.speaker], turn.emotion, turn.intensity, seed=seed + i))
-        except InputError as exc:
-            raise InputError(f"turn {i + 1} ({turn.speaker}): {exc}", "script") from exc
-    return out
+def voice_turn(turn: Turn, index: int, voice: str, seed: int = 0) -> Utterance:
+    """Synthesise one turn (number `index`, from 0) with `voice`; errors name the turn."""
+    try:
+        return synthesize(turn.text, voice, turn.emotion, turn.intensity, seed=seed + index)
+    except InputError as exc:
+        raise InputError(f"turn {index + 1} ({turn.speaker}): {exc}", "script") from exc
+
+
+def voice_turns(turns: list[Turn], voices: dict[str, str], seed: int = 0) -> list[Utterance]:
+    """Synthesise every turn with its speaker's voice."""
+    return [voice_turn(turn, i, voices[turn.speaker], seed) for i, turn in enumerate(turns)]

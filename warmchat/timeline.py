@@ -30,25 +30,57 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(audio, sr_in, sr_out).astype(np.float32)
 
 
+class TimelineBuilder:
+    """Places turns on one clock as they arrive: lead-in, a pause before each reply, then a tail at `finish()`.
+
+    The audio is padded to whole video frames so audio and video end together. Appending a turn never changes
+    the samples already placed, so frames rendered from an earlier state stay valid.
+    """
+
+    def __init__(self, sample_rate: int = 24000, fps: int = 25):
+        self.sample_rate, self.fps = sample_rate, fps
+        self._pieces = [np.zeros(int(LEAD_IN_S * sample_rate), np.float32)]
+        self._samples = len(self._pieces[0])
+        self.segments: list[Segment] = []
+
+    def add(self, turn: Turn, utterance: Utterance) -> Segment:
+        """Append one voiced turn; returns where it sits on the clock."""
+        if self.segments:
+            gap = np.zeros(int(GAP_S.get(turn.emotion, 0.35) * self.sample_rate), np.float32)
+            self._append(gap)
+        audio = resample(utterance.audio, utterance.sample_rate, self.sample_rate)
+        start = self._samples / self.sample_rate
+        self._append(audio)
+        seg = Segment(
+            turn_index=len(self.segments), speaker=turn.speaker, start=start, end=self._samples / self.sample_rate
+        )
+        self.segments.append(seg)
+        return seg
+
+    def finish(self) -> Timeline:
+        """The whole conversation, with the tail of silence after the last line."""
+        self._append(np.zeros(int(TAIL_S * self.sample_rate), np.float32))
+        return self.timeline()
+
+    def timeline(self) -> Timeline:
+        """The conversation so far, padded to whole frames."""
+        audio = np.concatenate(self._pieces) if len(self._pieces) > 1 else self._pieces[0]
+        self._pieces = [audio]
+        samples_per_frame = self.sample_rate / self.fps
+        n_frames = int(np.ceil(len(audio) / samples_per_frame))
+        audio = np.pad(audio, (0, round(n_frames * samples_per_frame) - len(audio)))
+        return Timeline(audio=audio, sample_rate=self.sample_rate, fps=self.fps, segments=list(self.segments))
+
+    def _append(self, audio: np.ndarray) -> None:
+        self._pieces.append(audio)
+        self._samples += len(audio)
+
+
 def build_timeline(
     turns: list[Turn], utterances: list[Utterance], sample_rate: int = 24000, fps: int = 25
 ) -> Timeline:
     """Concatenate the turns' audio with pauses; returns the mixed track and each turn's segment (seconds)."""
-    pieces, segments = [np.zeros(int(LEAD_IN_S * sample_rate), np.float32)], []
-    t = LEAD_IN_S
-    for i, (turn, utt) in enumerate(zip(turns, utterances, strict=True)):
-        if i > 0:
-            gap = GAP_S.get(turn.emotion, 0.35)
-            pieces.append(np.zeros(int(gap * sample_rate), np.float32))
-            t += int(gap * sample_rate) / sample_rate
-        audio = resample(utt.audio, utt.sample_rate, sample_rate)
-        segments.append(Segment(turn_index=i, speaker=turn.speaker, start=t, end=t + len(audio) / sample_rate))
-        pieces.append(audio)
-        t += len(audio) / sample_rate
-    pieces.append(np.zeros(int(TAIL_S * sample_rate), np.float32))
-    audio = np.concatenate(pieces)
-    # Pad to a whole number of video frames so audio and video end together.
-    samples_per_frame = sample_rate / fps
-    n_frames = int(np.ceil(len(audio) / samples_per_frame))
-    audio = np.pad(audio, (0, int(round(n_frames * samples_per_frame)) - len(audio)))
-    return Timeline(audio=audio, sample_rate=sample_rate, fps=fps, segments=segments)
+    builder = TimelineBuilder(sample_rate, fps)
+    for turn, utt in zip(turns, utterances, strict=True):
+        builder.add(turn, utt)
+    return builder.finish()
