@@ -8,6 +8,7 @@ import numpy as np
 
 from warmchat.emotions import EMOTION_COLORS, EMOTIONS
 from warmchat.schema import Timeline, Turn
+from warmchat.tree import InteractiveTalkingTree
 
 
 def plot_timeline(
@@ -51,3 +52,35 @@ def plot_timeline(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def timeline_rows(
+    tree: InteractiveTalkingTree, n_frames: int, fps: int, names: dict[str, str], step_s: float = 0.2
+) -> list[dict]:
+    """The emotion timeline of a voiced tree as rows for an interactive plot: each person's valence and arousal
+    every `step_s`, with the feeling and the line being said at that moment (for hover text)."""
+    from warmchat.emotions import valence_arousal
+
+    path = tree.active_path()
+    spans = [(n.start, n.end) for n in path]
+    curves = tree.frame_curves(n_frames, fps, spans)
+    rows = []
+    stride = max(1, round(step_s * fps))
+    for person in ("A", "B"):
+        curve = curves[person]
+        va = valence_arousal(curve)
+        for f in range(0, len(curve), stride):
+            t = f / fps
+            said = [i for i, (start, _) in enumerate(spans) if start <= t]
+            node = path[said[-1]] if said else None
+            top = int(np.argmax(curve[f]))
+            rows.append({
+                "time (s)": round(t, 2),
+                "person": names[person],
+                "valence": round(float(va[f, 0]), 3),
+                "arousal": round(float(va[f, 1]), 3),
+                "feeling": f"{EMOTIONS[top]} {curve[f, top]:.0%}",
+                "turn": said[-1] + 1 if said else 0,
+                "line": f"{names[node.speaker]}: {node.text}" if node else "",
+            })  # fmt: skip
+    return rows

@@ -121,23 +121,27 @@ class InteractiveTalkingTree:
         return total / total.sum()
 
     def emotion_curves(self, timeline: Timeline) -> dict[str, np.ndarray]:
+        """Per-frame cumulative emotion of both people over `timeline`, (T, 8) each (see `frame_curves`)."""
+        spans = [(seg.start, seg.end) for seg in timeline.segments]
+        return self.frame_curves(timeline.n_frames, timeline.fps, spans)
+
+    def frame_curves(self, n_frames: int, fps: int, spans: list[tuple[float, float]]) -> dict[str, np.ndarray]:
         """Per-frame cumulative emotion of both people, (T, 8) each, eased from one turn's value to the next.
 
-        During turn i the value moves smoothly from E(after turn i-1) to E(after turn i): feelings shift
-        while the line is being said, not in a jump at its end.
+        During turn i (spoken over `spans[i]`, seconds) the value moves smoothly from E(after turn i-1) to
+        E(after turn i): feelings shift while the line is being said, not in a jump at its end.
         """
         path = self.active_path()
-        t = np.arange(timeline.n_frames) / timeline.fps
+        t = np.arange(n_frames) / fps
         curves = {}
         for person in ("A", "B"):
             values = [self.cumulative_emotion(person, None)] + [self.cumulative_emotion(person, n.id) for n in path]
             out = np.repeat(values[0][None], len(t), axis=0)
-            for i, seg in enumerate(timeline.segments):
+            for i, (start, end) in enumerate(spans):
                 before, after = values[i], values[i + 1]
-                span = max(seg.end - seg.start, 1e-3)
-                x = np.clip((t - seg.start) / span, 0.0, 1.0)
+                x = np.clip((t - start) / max(end - start, 1e-3), 0.0, 1.0)
                 ease = (x * x * (3 - 2 * x))[:, None]
-                mask = t >= seg.start
+                mask = t >= start
                 out[mask] = (before + (after - before) * ease)[mask]
             curves[person] = out
         return curves

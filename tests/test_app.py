@@ -1,0 +1,158 @@
+"""The app as people and scripts use it: a real server, driven by headless Chromium and by gradio_client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TWO_LINES = "A [happy]: What a lovely day for a portrait!\nB [surprised]: Oh! I did not see you there."
+SHOTS = ROOT / "out" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "WARMCHAT_CACHE_EXAMPLES": "off",
+           "GRADIO_ANALYTICS_ENABLED": "False"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"app exited: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("app did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _predict(client, script: str, seed: int, portrait_b: Path = EXAMPLES / "grace_hopper.jpg"):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(EXAMPLES / "astronaut.png")), "Eileen", "happy",
+                          handle_file(str(portrait_b)), "Grace", "neutral", "a walk", 2, script, "hibari",
+                          "piper-joe", 256, 25, seed, api_name="/generate")  # fmt: skip
+
+
+def test_api_generates_files_and_four_parallel_requests_stay_distinct(server):
+    from gradio_client import Client
+
+    scripts = [f"A [happy]: Number {word} is my favourite.\nB: Mine is {word} too!" for word in
+               ("one", "two", "three", "four")]  # fmt: skip
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda s: _predict(Client(server, verbose=False), s[1], s[0]), enumerate(scripts)))
+    videos = set()
+    for script_text, result in zip(scripts, results, strict=True):
+        _live, video, plot_png, _plot, transcript, files, status = result[:7]
+        word = script_text.split()[3]
+        assert f"Number {word} is my favourite." in transcript
+        assert Path(video).stat().st_size > 10_000 and Path(plot_png).is_file()
+        assert {Path(f).suffix for f in files} == {".mp4", ".srt", ".json", ".png"}
+        assert "Done: 2 turns" in status
+        videos.add(Path(video).read_bytes())
+    assert len(videos) == 4
+
+
+def test_api_reports_no_face_clearly(server, tmp_path):
+    from gradio_client import Client
+    from PIL import Image
+    from skimage import data
+
+    cup = tmp_path / "coffee.png"
+    Image.fromarray(data.coffee()).save(cup)
+    with pytest.raises(Exception, match="Portrait B: no human face found"):
+        _predict(Client(server, verbose=False), TWO_LINES, 0, portrait_b=cup)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); browser tests need it")
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        yield b
+        b.close()
+
+
+def test_layout_at_desktop_and_phone_widths(server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    boxes = {}
+    for label, width, height in (("desktop", 1280, 900), ("phone", 390, 844)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(server)
+        page.wait_for_selector("#portrait_a")
+        page.screenshot(path=str(SHOTS / f"{label}.png"), full_page=True)
+        boxes[label] = (page.locator("#portrait_a").bounding_box(), page.locator("#portrait_b").bounding_box())
+        assert page.locator("#generate").is_visible()
+        page.close()
+    a, b = boxes["desktop"]
+    assert b["x"] > a["x"] + a["width"] - 1 and abs(b["y"] - a["y"]) < 5  # side by side on a desktop
+    a, b = boxes["phone"]
+    assert b["y"] >= a["y"] + a["height"] - 1 and b["width"] <= 390  # stacked, nothing wider than the phone
+
+
+def test_click_example_generate_and_watch(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server)
+    page.get_by_text("what makes a good portrait").first.click()  # the Mona Lisa / Pearl Earring example
+    page.wait_for_function("document.querySelector('#portrait_a img') !== null")
+    page.get_by_text("Write your own script").click()
+    page.locator("#script textarea").fill(TWO_LINES)
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#transcript')?.innerText.includes('lovely day')", timeout=120_000)
+    page.wait_for_function(
+        "(() => { const v = document.querySelector('#video video'); return v && v.duration > 0; })()", timeout=180_000
+    )
+    duration = page.evaluate("document.querySelector('#video video').duration")
+    assert 2 < duration < 30
+    page.wait_for_selector("#plot canvas, #plot svg", timeout=30_000)
+    page.screenshot(path=str(SHOTS / "result.png"), full_page=True)
+    page.close()
+
+
+def test_no_face_upload_shows_error_next_to_portrait(server, browser, tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    cup = tmp_path / "coffee.png"
+    Image.fromarray(data.coffee()).save(cup)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server)
+    page.locator("#portrait_a input[type=file]").set_input_files(str(EXAMPLES / "astronaut.png"))
+    page.locator("#portrait_b input[type=file]").set_input_files(str(cup))
+    page.wait_for_function("document.querySelectorAll('#portrait_a img, #portrait_b img').length >= 2")
+    page.get_by_text("Write your own script").click()
+    page.locator("#script textarea").fill(TWO_LINES)
+    page.locator("#generate").click()
+    page.wait_for_selector("#error_b:has-text('no human face found')", timeout=60_000)
+    assert page.locator("#error_a").is_hidden()
+    page.close()
