@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=512, help="pixels per face")
     r.add_argument("--fps", type=int, default=25)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--renderer",
+        default="auto",
+        choices=["auto", "cpu", "diffusion"],
+        help="auto: diffusion on a CUDA GPU when its weights are downloaded, else cpu (see docs/diffusion.md)",
+    )
     r.add_argument("--no-subtitles", action="store_true", help="do not burn the line into the video")
     r.add_argument("--out", type=Path, default=Path("out/chat.mp4"))
     r.add_argument("-v", "--verbose", action="store_true")
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = WarmChatConfig(seed=args.seed)
     cfg.face.size = args.size
     cfg.compose.fps = args.fps
+    cfg.render.renderer = args.renderer
     cfg.compose.subtitles = not args.no_subtitles
     cfg.speech.voice_a, cfg.speech.voice_b = args.voice_a, args.voice_b
     script = None

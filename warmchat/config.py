@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 DialogueBackendName = Literal["local", "script"]
-RendererName = Literal["auto", "cpu"]
+RendererName = Literal["auto", "cpu", "diffusion"]
+DiffusionDtype = Literal["auto", "float16", "bfloat16", "float32"]
+OffloadMode = Literal["auto", "none", "model", "sequential"]
 
 
 @dataclass
@@ -51,7 +53,25 @@ class MotionConfig:
 
 @dataclass
 class RenderConfig:
-    renderer: RendererName = "auto"  # "auto" picks the best available; "cpu": mesh warp
+    # "cpu": mesh warp; "diffusion": the warp refined by Stable Diffusion 1.5 (downloads ~2.5 GB on first use);
+    # "auto": diffusion on a CUDA GPU when its weights are already local, the CPU warp otherwise.
+    renderer: RendererName = "auto"
+    batch_frames: int = 48  # frames per render call: one @spaces.GPU call per person and batch on ZeroGPU
+    # Diffusion renderer (docs/diffusion.md). Each model is a Hub id or a local folder.
+    base_model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # SD-1.5 pipeline folder (model_index.json)
+    controlnet_model: str = "CrucibleAI/ControlNetMediaPipeFace"  # ControlNet trained on MediaPipe face meshes
+    controlnet_subfolder: str = "diffusion_sd15"  # its SD-1.5 weights inside that repo ("" for a plain folder)
+    lora_model: str = "latent-consistency/lcm-lora-sdv1-5"  # LCM-LoRA for few-step sampling; "" = none
+    prompt: str = "a photo of a person talking, natural skin texture, detailed eyes and teeth, sharp focus"
+    steps: int = 8  # length of the LCM schedule; img2img runs the last int(steps * strength) of them
+    strength: float = 0.4  # 0..1: how far the refinement may move away from the warped frame
+    guidance_scale: float = 1.0  # 1 = no classifier-free guidance (what LCM-LoRA is distilled for; half the cost)
+    controlnet_scale: float = 0.8  # weight of the face-mesh condition
+    diffusion_size: int = 512  # working resolution, a multiple of 8 (SD-1.5 is trained at 512)
+    micro_batch: int = 8  # frames per UNet forward pass (bounded by GPU memory)
+    dtype: DiffusionDtype = "auto"  # "auto": float16 on CUDA/MPS, float32 on CPU
+    offload: OffloadMode = "auto"  # "auto": model CPU offload when the GPU has < 6 GiB free; never on ZeroGPU
+    static_threshold: float = 3.0  # grey levels: latent cells whose warped pixels change less reuse the last latents
 
 
 @dataclass
@@ -59,6 +79,16 @@ class ComposeConfig:
     fps: int = 25
     subtitles: bool = True  # burn the current line into the video (an .srt is always written)
     crf: int = 20  # H.264 quality (lower = better, larger)
+
+
+def on_hf_space() -> bool:
+    """True on a Hugging Face Space (the platform sets SPACE_ID)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def on_zero_gpu() -> bool:
+    """True on a ZeroGPU Space, where a GPU is attached only inside `@spaces.GPU` calls."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
 @dataclass

@@ -153,7 +153,7 @@ def iter_generate(
     with _stage(times, "face"):
         progress(0.0, "reading portraits")
         rigs = {"A": face.build_rig(portrait_a, "A", cfg.face), "B": face.build_rig(portrait_b, "B", cfg.face)}
-        renderers = {p: make_renderer(rigs[p], cfg.render.renderer) for p in ("A", "B")}
+        renderers = {p: make_renderer(rigs[p], cfg.render.renderer, cfg.render, cfg.seed) for p in ("A", "B")}
 
     itt = tree.InteractiveTalkingTree(topic, emotion_a, emotion_b, cfg.tree)
     if script is not None:
@@ -177,7 +177,7 @@ def iter_generate(
     rngs = np.random.default_rng(cfg.seed).spawn(2)
     params = {p: motion.draw_person_motion(rngs[i], cfg.motion.blink_rate_per_min) for i, p in enumerate("AB")}
     captioner = compose.Captioner(2 * size, [], names) if cfg.compose.subtitles else None
-    writer = _SegmentWriter(renderers, captioner, size, cfg.compose.crf)
+    writer = _SegmentWriter(renderers, captioner, size, cfg.compose.crf, cfg.render.batch_frames)
     parts = paths["video"].with_suffix(".parts")
     parts.mkdir(exist_ok=True)
     lines: list[Turn] = []
@@ -270,6 +270,7 @@ class _SegmentWriter:
     captioner: compose.Captioner | None
     size: int
     crf: int
+    batch_frames: int = 48  # frames per render call: the diffusion renderer makes one GPU call per batch
 
     def write(
         self,
@@ -291,10 +292,15 @@ class _SegmentWriter:
             wav = Path(tmp) / "segment.wav"
             compose.write_wav(wav, audio, clock.sample_rate)
             with compose.VideoWriter(path, 2 * self.size, height, clock.fps, wav, self.crf) as writer:
-                for k, f in enumerate(range(start, end)):
-                    faces = [self.renderers[p].render(tracks[p].expression[k], tracks[p].pose[k]) for p in "AB"]
-                    seg = clock.segment_at(f / clock.fps)
-                    caption = self.captioner.strip(seg.turn_index if seg else None) if self.captioner else None
-                    writer.write(compose.compose_frame(faces[0], faces[1], caption))
-                    if k % 25 == 0:
-                        progress(k / max(end - start, 1))
+                step = max(1, self.batch_frames)
+                for k0 in range(0, end - start, step):
+                    rows = slice(k0, min(k0 + step, end - start))
+                    faces = {
+                        p: self.renderers[p].render_batch(tracks[p].expression[rows], tracks[p].pose[rows])
+                        for p in "AB"
+                    }
+                    for i, k in enumerate(range(rows.start, rows.stop)):
+                        seg = clock.segment_at((start + k) / clock.fps)
+                        caption = self.captioner.strip(seg.turn_index if seg else None) if self.captioner else None
+                        writer.write(compose.compose_frame(faces["A"][i], faces["B"][i], caption))
+                    progress(rows.stop / max(end - start, 1))

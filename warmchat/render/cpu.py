@@ -73,6 +73,10 @@ class CpuRenderer:
         self._paint_lashes(out, pts, expression)
         return out
 
+    def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
+        """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses."""
+        return np.stack([self.render(e, p) for e, p in zip(expressions, poses, strict=True)])
+
     def _paint_mouth(self, frame: np.ndarray, pts: np.ndarray) -> None:
         """Fill the open lips with a shaded cavity and teeth; painted after the warp so it never smears."""
         import cv2
