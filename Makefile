@@ -4,7 +4,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean sysdeps-demo sysdeps-test
+
+# System tools from apt when missing (as root, e.g. CI or a container): ffmpeg/ffprobe for the app's live
+# turn-by-turn preview, Chromium for the browser tests. Elsewhere, say what to install and carry on.
+define apt_need
+	@missing=""; for tool in $(1); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	  else echo "note: please install$$missing ($(2)); $(3)"; fi; \
+	fi
+endef
+
+sysdeps-demo:
+	$(call apt_need,ffmpeg ffprobe,ffmpeg,the app then shows the video when complete instead of turn by turn)
+
+sysdeps-test:
+	$(call apt_need,ffmpeg ffprobe chromium,ffmpeg chromium,browser tests are skipped without Chromium)
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +32,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 
 setup: $(STAMP)
 
-demo: setup
+demo: setup sysdeps-demo
 	$(BIN)/python app.py
 
-test: setup
+test: setup sysdeps-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

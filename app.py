@@ -76,6 +76,7 @@ def run_generate(
     size,
     fps,
     seed,
+    renderer="auto",
     progress=gr.Progress(),
 ):
     """Streams the conversation: the transcript grows as lines are written, the video plays turn by turn, and the
@@ -91,6 +92,7 @@ def run_generate(
     cfg = WarmChatConfig(seed=int(seed or 0))
     cfg.face.size, cfg.compose.fps = int(size), int(fps)
     cfg.speech.voice_a, cfg.speech.voice_b = voice_a, voice_b
+    cfg.render.renderer = renderer
     out_dir = _new_output_dir()
     lines = []
     yield {
@@ -217,6 +219,8 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
         size = gr.Dropdown([256, 384, 512], value=384, label="Face resolution (px)")
         fps = gr.Dropdown([20, 25, 30], value=25, label="Frames per second")
         seed = gr.Number(value=0, precision=0, label="Seed (same inputs + seed = same video)")
+        renderer = gr.Dropdown([("Auto (GPU diffusion when available)", "auto"), ("CPU mesh warp", "cpu"),
+                                ("Diffusion (CUDA GPU)", "diffusion")], value="auto", label="Renderer")  # fmt: skip
     with gr.Row():
         button = gr.Button("Generate conversation", variant="primary", scale=4, elem_id="generate")
         stop = gr.Button("Stop", variant="stop", scale=1)
@@ -232,8 +236,8 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
         plot_png.render()
         files.render()
     outputs = [live, video, plot_png, plot, transcript, files, status, err_a, err_b, err_script]
-    event = button.click(run_generate, inputs=[*inputs, script, voice_a, voice_b, size, fps, seed], outputs=outputs,
-                         api_name="generate")  # fmt: skip
+    settings = [script, voice_a, voice_b, size, fps, seed, renderer]
+    event = button.click(run_generate, inputs=[*inputs, *settings], outputs=outputs, api_name="generate")
     stop.click(None, cancels=[event])
 
 demo.queue(default_concurrency_limit=2, max_size=20)

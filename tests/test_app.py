@@ -56,7 +56,7 @@ def _predict(client, script: str, seed: int, portrait_b: Path = EXAMPLES / "grac
 
     return client.predict(handle_file(str(EXAMPLES / "astronaut.png")), "Eileen", "happy",
                           handle_file(str(portrait_b)), "Grace", "neutral", "a walk", 2, script, "hibari",
-                          "piper-joe", 256, 25, seed, api_name="/generate")  # fmt: skip
+                          "piper-joe", 256, 25, seed, "auto", api_name="/generate")  # fmt: skip
 
 
 def test_api_generates_files_and_four_parallel_requests_stay_distinct(server):
