@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from warmchat import InputError, generate
-from warmchat.face import build_rig
+from warmchat.face import MAX_SIDE, build_rig, check_face, load_image
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_small_face_gives_the_minimum(examples):
     img = np.asarray(Image.open(examples / "astronaut.png").convert("RGB").resize((96, 96)))
     canvas = np.full((400, 400, 3), 200, np.uint8)
     canvas[150:246, 150:246] = img
-    with pytest.raises(InputError, match=r"too small|no human face"):
+    with pytest.raises(InputError, match=r"too small \(about \d+ px tall; at least 64 px needed\)"):
         build_rig(canvas, "A")
 
 
@@ -76,3 +76,64 @@ def test_alpha_grayscale_and_exif_rotation_are_handled(examples, tmp_path):
         rig = build_rig(tmp_path / name, "A")
         assert rig.image.shape == (512, 512, 3)
         assert rig.landmarks.shape == (478, 3)
+
+
+def test_sixteen_bit_webp_cmyk_and_small_photos_are_read(examples, tmp_path):
+    src = Image.open(examples / "astronaut.png").convert("RGB")
+    grey16 = (np.asarray(src.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "g16.png")
+    src.save(tmp_path / "a.webp", quality=90)
+    src.convert("CMYK").save(tmp_path / "c.jpg")
+    src.resize((340, 340)).save(tmp_path / "small.png")
+    for name in ("g16.png", "a.webp", "c.jpg", "small.png"):
+        rig = build_rig(tmp_path / name, "B")
+        assert rig.image.shape == (512, 512, 3), name
+        assert rig.person_mask is not None and rig.person_mask.shape == (512, 512)
+    # 16-bit samples keep their exposure (not stretched to full range).
+    assert abs(float(load_image(tmp_path / "g16.png").mean()) - float(np.asarray(src.convert("L")).mean())) < 2
+    assert any("enlarged" in note for note in rig.notes)  # the small one says it will look soft
+
+
+def test_huge_photo_is_downscaled_and_pastes_back(examples, tmp_path):
+    big = Image.open(examples / "grace_hopper.jpg").resize((3400, 4000), Image.Resampling.BICUBIC)
+    big.save(tmp_path / "big.jpg", quality=85)
+    rig = build_rig(tmp_path / "big.jpg", "A")
+    assert max(rig.source_size) <= MAX_SIDE and rig.source_scale < 1
+    original = np.asarray(Image.open(tmp_path / "big.jpg").convert("RGB"))
+    pasted = rig.paste_back(rig.image, original)  # the unanimated crop goes back where it came from
+    assert pasted.shape == original.shape
+    x0, y0, side = (np.array(rig.crop_box) / rig.source_scale).astype(int)
+    inner = (slice(max(y0, 0) + 50, y0 + side - 50), slice(max(x0, 0) + 50, x0 + side - 50))
+    err = np.abs(pasted[inner].astype(int) - original[inner].astype(int)).mean()
+    assert err < 6, err
+
+
+def test_several_faces_use_the_largest_and_say_so(examples):
+    big = np.asarray(Image.open(examples / "astronaut.png").convert("RGB"))
+    small = np.asarray(Image.open(examples / "grace_hopper.jpg").convert("RGB").resize((256, 300)))
+    canvas = np.full((600, 900, 3), 230, np.uint8)
+    canvas[40:552, 20:532] = big
+    canvas[150:450, 600:856] = small
+    rig = build_rig(canvas, "A")
+    assert rig.n_faces == 2 and any("2 faces" in note for note in rig.notes)
+    assert rig.crop_box[0] < 300  # the astronaut (left, larger) was chosen
+
+
+def test_face_cut_off_by_the_edge(examples):
+    img = np.asarray(Image.open(examples / "astronaut.png").convert("RGB"))[:150]  # the chin is below the frame
+    with pytest.raises(InputError, match="Portrait A: the face is cut off"):
+        build_rig(img, "A")
+
+
+def test_profile_and_tiny_faces_are_refused_with_the_limit(examples):
+    from warmchat.rig import rotation_matrix
+
+    rig = build_rig(examples / "astronaut.png", "A")
+    lm = rig.landmarks.astype(np.float64)
+    center = lm.mean(axis=0)
+    turned = (lm - center) @ rotation_matrix(np.radians(60), 0, 0).T + center
+    with pytest.raises(InputError, match=r"Portrait B: the face is turned too far .* at most 45"):
+        check_face(turned, (512, 512), "B")
+    check_face((lm - center) @ rotation_matrix(np.radians(25), 0, 0).T + center, (512, 512), "B")  # fine
+    with pytest.raises(InputError, match=r"too small .* at least 64 px"):
+        check_face(center + (lm - center) * 0.2, (512, 512), "B")

@@ -1,143 +1,438 @@
-"""CPU renderer: a piecewise-linear mesh warp with `cv2.remap`, then a painted mouth interior and lash line."""
+"""CPU renderer: a piecewise-affine mesh warp with `cv2.remap` over a still background, then a painted mouth
+interior and closed lids.
+
+Per frame: move the control points (rig); paint the moving triangles far to near into a half-resolution grid of exact
+dst->src displacements (compiled rasteriser; face triangles turned away from the camera culled); upsample it and
+resample the head layer with one fixed-point `cv2.remap`. The head layer is the portrait's person (hair, face, neck)
+wherever it follows the head, premultiplied by that mask; it is composited over a background plate whose person
+area was filled from its surroundings, so the head can turn without dragging the wall behind it, and at rest the
+composite is the crop again. Everything outside the moving triangles' bounding box is a plain copy, and per-frame
+arrays are reused, so memory stays flat however long the video.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from warmchat import face as F
+from warmchat.controls import INDEX, POSE_INDEX
 from warmchat.face import FaceRig
-from warmchat.rig import build_rig_basis, pose_points
+from warmchat.rig import Rig, build_rig_basis, pose_points
 
-MOUTH_DARK = np.array([52, 20, 24], dtype=np.float32)  # back of the mouth, RGB
-MOUTH_LIGHT = np.array([120, 50, 55], dtype=np.float32)  # tongue / lit front of the cavity
-TEETH = np.array([232, 226, 214], dtype=np.float32)
+UPPER_IN, LOWER_IN = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
+LIDS = (  # blink control, upper-lid line from corner to corner
+    ("eyeBlink_L", np.array((F.EYE_L_CORNERS[0], *F.EYE_L_UPPER, F.EYE_L_CORNERS[1]))),
+    ("eyeBlink_R", np.array((F.EYE_R_CORNERS[0], *F.EYE_R_UPPER, F.EYE_R_CORNERS[1]))),
+)
+# Mouth interior colours (RGB, at a typical exposure; scaled to each portrait's skin brightness).
+CAVITY_DEEP = np.array([26, 9, 8], np.float32)  # the back of the mouth, in shadow
+CAVITY_WALL = np.array([84, 32, 30], np.float32)  # inner cheeks towards the corners
+TONGUE = np.array([168, 82, 78], np.float32)
+TEETH = np.array([238, 232, 218], np.float32)
+# Tooth boundaries across the upper arch, as a fraction of the half-width of the mouth (incisors wider, foreshortened
+# towards the corners), and the lower arch.
+UPPER_GAPS = np.array([0.0, -0.25, 0.25, -0.46, 0.46, -0.63, 0.63, -0.76, 0.76])
+LOWER_GAPS = np.array([0.0, -0.16, 0.16, -0.32, 0.32, -0.47, 0.47])
+U_GRID = np.linspace(-1.2, 1.2, 481)  # tooth profiles are functions of u alone: evaluated here, interpolated per pixel
+REVEAL_FREE_DEG = 10.0  # a face turned less than this in the photo may turn back freely (see `render`)
+
+
+def fill_background(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Fill the pixels of low `weight` from the surrounding high-weight ones (push-pull over an image pyramid).
+
+    Args:
+        image: (H, W, 3) uint8.
+        weight: (H, W) float in [0, 1]: how much each pixel is known background.
+    Returns:
+        (H, W, 3) float32 background estimate: the image where weight is 1, smooth fill where it is 0.
+    """
+    import cv2
+
+    levels = []
+    c = image.astype(np.float32) * weight[..., None]
+    w = weight.astype(np.float32)
+    while min(w.shape) > 4:
+        levels.append((c, w))
+        size = ((w.shape[1] + 1) // 2, (w.shape[0] + 1) // 2)
+        c = cv2.resize(c, size, interpolation=cv2.INTER_AREA)
+        w = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
+    filled = c.sum(axis=(0, 1)) / max(float(w.sum()), 1e-6) * np.ones_like(c)
+    for c, w in reversed(levels):
+        up = cv2.resize(filled, (w.shape[1], w.shape[0]), interpolation=cv2.INTER_LINEAR)
+        k = np.clip(w * 4.0, 0.0, 1.0)[..., None]  # trust a level's own average once it has a little support
+        filled = c / np.maximum(w, 1e-6)[..., None] * k + up * (1 - k)
+    return filled
 
 
 class CpuRenderer:
-    """Animates one portrait by piecewise-affine warping of a triangulated mesh (face, head, neck and border points).
-
-    Each frame the destination triangles are rasterised (far ones first, so the nearer surface wins where they
-    overlap) into a triangle-index image; each pixel then takes its triangle's exact dst->src affine map, and one
-    `cv2.remap` resamples the portrait. Exact per triangle, so lids and lips never fold or smear.
-    """
+    """Animates one portrait by piecewise-affine warping of its face mesh and hair/neck points (see module doc)."""
 
     name = "cpu"
 
-    def __init__(self, rig: FaceRig):
-        from scipy.spatial import Delaunay
+    def __init__(self, rig: FaceRig, map_step: int = 2):
+        """Precompute everything that does not change per frame.
+
+        Args:
+            rig: the portrait.
+            map_step: the warp maps are exact every `map_step` pixels and bilinear in between (1: exact everywhere;
+                2: about twice as fast, within half a pixel except along occluding edges).
+        """
+        import cv2
 
         self.face = rig
-        self.rig = build_rig_basis(rig.landmarks, rig.size)
-        src = self.rig.rest[:, :2]
-        self._tris = Delaunay(src).simplices.astype(np.int32)  # (M, 3) vertex ids
-        depth = self.rig.rest[self._tris, 2].mean(axis=1)
-        self._order = np.argsort(-depth)  # far first; mesh z grows away from the camera
-        ys, xs = np.mgrid[0 : rig.size, 0 : rig.size]
-        self._xs, self._ys = xs.astype(np.float32), ys.astype(np.float32)
-        self._image = rig.image
-        rest = self.rig.rest[:, :2]
-        self._rest_gap = float(
-            np.max(rest[np.array(F.LOWER_INNER_LIP[1:-1]), 1] - rest[np.array(F.UPPER_INNER_LIP[1:-1]), 1])
-        )
+        self.rig: Rig = build_rig_basis(rig.landmarks, rig.size, rig.person_mask)
+        self.step = int(map_step)
+        size = rig.size
+        r = self.rig
+        moves = (r.head_weight > 0) | (np.abs(r.basis).max(axis=(0, 2)) > 0)
+        moving = moves[r.triangles].any(axis=1)
+        self._tris = r.triangles[moving]  # (M, 3) only these are drawn; elsewhere the map is the identity
+        # Surface triangles are always drawn after (over) the hair/neck/background ones.
+        surface = np.arange(len(r.triangles))[moving] < r.n_face_triangles
+        self._layer = np.where(surface, 0.0, 1e6)
+        self._surface = surface
+        self._src = r.rest[self._tris, :2]  # (M, 3, 2)
+        from warmchat.render.raster import rasterize_displacement
 
-    def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """(P, 2) control-point positions for one frame."""
-        return pose_points(self.rig, expression, pose)
+        self._rasterize = rasterize_displacement
+        self._buffers: dict[str, np.ndarray] = {}
 
-    def _affine_maps(self, dst: np.ndarray) -> np.ndarray:
-        """(M + 1, 2, 3) per-triangle dst->src affine maps; the extra last one is the identity."""
-        tri_dst = dst[self._tris]  # (M, 3, 2)
-        tri_src = self.rig.rest[self._tris, :2]  # (M, 3, 2)
-        d = np.concatenate([tri_dst.transpose(0, 2, 1), np.ones((len(tri_dst), 1, 3))], axis=1)  # (M, 3, 3)
-        det = np.linalg.det(d)
-        d[np.abs(det) < 1e-9] = np.eye(3)  # collapsed triangles cover no pixels; any finite map will do
-        maps = tri_src.transpose(0, 2, 1) @ np.linalg.inv(d)  # (M, 2, 3)
-        identity = np.array([[[1.0, 0, 0], [0, 1.0, 0]]])
-        return np.concatenate([maps, identity]).astype(np.float32)
+        # Head layer (premultiplied) over a background plate; exact at rest up to clipping: crop = PF + (1 - a) B.
+        alpha = np.round(r.head_alpha * 255).astype(np.uint8)
+        plate = fill_background(rig.image, 1.0 - r.head_alpha)
+        self._plate = np.clip(plate + 0.5, 0, 255).astype(np.uint8)
+        behind = cv2.multiply(self._plate, cv2.cvtColor(255 - alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
+        self._head = np.dstack([cv2.subtract(rig.image, behind), alpha])  # (S, S, 4) uint8
+        g = np.arange(size, dtype=np.float32)
+        self._grid = np.dstack(np.meshgrid(g, g)).astype(np.float32)  # (S, S, 2) pixel positions
+
+        rest = r.rest[:, :2]
+        self._rest_gap = float(np.max(np.linalg.norm(rest[LOWER_IN[1:-1]] - rest[UPPER_IN[1:-1]], axis=1)))
+        self._colors = _portrait_colors(rig)
+        self._rest_yaw = np.radians(F.head_angles(rig.landmarks)[0])
+        self._reveal_gain = float(np.clip(1.0 - (abs(np.degrees(self._rest_yaw)) - REVEAL_FREE_DEG) / 25.0, 0.3, 1.0))
+        self._lids = [(INDEX[control], ids, _lid_colors(rig, ids)) for control, ids in LIDS]
+        # Lines whose rest position under the current head pose anchors painted parts (teeth, lids).
+        self._anchor_ids = np.concatenate([UPPER_IN] + [ids for _, ids in LIDS])
+        # The photo's grain, so painted areas are not suspiciously clean.
+        gray = cv2.cvtColor(rig.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grain = float(np.clip(np.median(np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))) * 1.4, 0.5, 6.0))
+        self._grain = np.random.default_rng(0).normal(0, grain, (size, size, 1)).astype(np.float32)
 
     def render(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose."""
-        import cv2
-
-        pts = self.frame_points(expression, pose)
-        size = self.face.size
-        index = np.full((size, size), -1, np.int32)
-        fixed = np.round(pts * 16).astype(np.int32)  # 4 fractional bits for sub-pixel edges
-        for t in self._order:
-            cv2.fillConvexPoly(index, fixed[self._tris[t]], int(t), lineType=cv2.LINE_8, shift=4)
-        m = self._affine_maps(pts)[index]  # (S, S, 2, 3); index -1 picks the identity
-        map_x = m[..., 0, 0] * self._xs + m[..., 0, 1] * self._ys + m[..., 0, 2]
-        map_y = m[..., 1, 0] * self._xs + m[..., 1, 1] * self._ys + m[..., 1, 2]
-        out = cv2.remap(self._image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        self._paint_mouth(out, pts)
-        self._paint_lashes(out, pts, expression)
+        if pose[POSE_INDEX["yaw"]] * self._rest_yaw < 0:
+            # Turning a turned face back towards the camera would show cheek the photo does not have; a warp can
+            # only stretch the sliver it has, so that direction is damped.
+            pose = pose.copy()
+            pose[POSE_INDEX["yaw"]] *= self._reveal_gain
+        pts3 = pose_points(self.rig, expression, pose)
+        pts = pts3[:, :2]
+        out = self.face.image.copy()
+        self._warp(out, pts, pts3[:, 2])
+        anchors = pose_points(self.rig, np.zeros_like(expression), pose, self._anchor_ids)[:, :2]
+        self._paint_mouth(out, pts, anchors[: len(UPPER_IN)])
+        start = len(UPPER_IN)
+        for control, ids, colors in self._lids:
+            amount = float(expression[control])
+            if amount > 0.2:
+                self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
+            start += len(ids)
         return out
 
     def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses."""
         return np.stack([self.render(e, p) for e, p in zip(expressions, poses, strict=True)])
 
-    def _paint_mouth(self, frame: np.ndarray, pts: np.ndarray) -> None:
-        """Fill the open lips with a shaded cavity and teeth; painted after the warp so it never smears."""
+    def _warp(self, out: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> None:
         import cv2
 
-        inner = pts[np.array(F.LIPS_INNER)]
-        upper = pts[np.array(F.UPPER_INNER_LIP)]
-        lower = pts[np.array(F.LOWER_INNER_LIP)]
-        gap = float(np.max(lower[1:-1, 1] - upper[1:-1, 1]))
+        size, s = self.face.size, self.step
+        dst = pts[self._tris]  # (M, 3, 2)
+        lo = np.floor(dst.reshape(-1, 2).min(axis=0)).astype(int) - 2
+        hi = np.ceil(dst.reshape(-1, 2).max(axis=0)).astype(int) + 3
+        x0, y0 = (np.clip(lo, 0, size) // s) * s
+        x1, y1 = np.clip(hi, 0, size)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        nx, ny = -(-(x1 - x0) // s), -(-(y1 - y0) // s)
+
+        # Exact dst -> src displacement at the map sample points, triangles painted far to near. Per-frame arrays
+        # live in buffers reused from frame to frame: no allocation, no page faults, constant memory.
+        coef, area = _displacement_coefficients(dst, self._src)
+        order = np.argsort(-(depth[self._tris].mean(axis=1) + self._layer))
+        facing = (area > 0) | ~self._surface  # face triangles turned away from the camera are hidden: cull them
+        disp = self._buffer("disp", (ny, nx, 2), np.float32)
+        disp.fill(0.0)
+        self._rasterize(disp, dst, coef, order[facing[order]], x0 + (s - 1) / 2, y0 + (s - 1) / 2, s)
+
+        # Upsampled, plus the pixel grid: absolute source positions for one fixed-point remap of the head layer.
+        h, w = y1 - y0, x1 - x0
+        if s > 1:
+            full = self._buffer("full", (ny * s, nx * s, 2), np.float32)
+            disp = cv2.resize(disp, (nx * s, ny * s), dst=full, interpolation=cv2.INTER_LINEAR)[:h, :w]
+        maps = np.add(disp, self._grid[y0:y1, x0:x1], out=self._buffer("maps", (h, w, 2), np.float32))
+        m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
+        cv2.convertMaps(maps, None, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)
+        warped = self._buffer("warped", (h, w, 4), np.uint8)
+        cv2.remap(self._head, m1, m2, cv2.INTER_LINEAR, dst=warped, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.extractChannel(warped, 3, dst=self._buffer("alpha", (h, w), np.uint8))
+        behind = cv2.cvtColor(
+            cv2.bitwise_not(alpha, dst=alpha), cv2.COLOR_GRAY2RGB, dst=self._buffer("behind", (h, w, 3), np.uint8)
+        )
+        cv2.multiply(self._plate[y0:y1, x0:x1], behind, dst=behind, scale=1 / 255)
+        head = cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=self._buffer("head", (h, w, 3), np.uint8))
+        cv2.add(head, behind, dst=out[y0:y1, x0:x1])
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A C-contiguous array of `shape` over a buffer kept for the renderer's lifetime (sized for a full frame)."""
+        n = int(np.prod(shape))
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < n:
+            channels = shape[2] if len(shape) == 3 else 1
+            buf = np.empty(max(n, (self.face.size + 2 * self.step) ** 2 * channels), dtype)
+            self._buffers[name] = buf
+        return buf[:n].reshape(shape)
+
+    def _paint_mouth(self, frame: np.ndarray, pts: np.ndarray, rest_upper: np.ndarray) -> None:
+        """Fill the parted lips with a shaded cavity, teeth and tongue; painted after the warp so it never smears.
+
+        Geometry is in mouth coordinates: u across (-1 at one corner, 1 at the other), v down, in pixels from the
+        corner line. The upper teeth hang from the skull (the upper lip's rest line under the current head pose);
+        the lower teeth and tongue ride on the jaw (the lower lip).
+        """
+        import cv2
+
+        up, lo = pts[UPPER_IN], pts[LOWER_IN]
+        gap = float(np.max(np.linalg.norm(lo[1:-1] - up[1:-1], axis=1)))
+        face_h = self.rig.face_height
         # Paint only as far as the mouth opened beyond the photo: an open-mouthed portrait keeps its own teeth.
-        opened = np.clip((gap - self._rest_gap) / (0.025 * self.rig.face_height), 0.0, 1.0)
+        opened = float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0.0, 1.0))
         if gap < 1.0 or opened <= 0.0:
             return
-        x0, y0 = np.floor(inner.min(axis=0)).astype(int) - 2
-        x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + 3
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, frame.shape[1]), min(y1, frame.shape[0])
-        if x1 <= x0 or y1 <= y0:
+        poly = np.concatenate([up, lo[-2:0:-1]])
+        x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 2, 0)
+        x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 3, frame.shape[1::-1])
+        if x1 - x0 < 3 or y1 - y0 < 3:
             return
         h, w = y1 - y0, x1 - x0
-        scale = 4  # supersampled mask for anti-aliased lip edges
-        mask = np.zeros((h * scale, w * scale), np.uint8)
-        poly = ((inner - [x0, y0]) * scale).round().astype(np.int32)
-        cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_AA)
-        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)[..., None] / 255.0 * opened
-        # Cavity: darker towards the back (centre), a little lighter at the bottom where the tongue sits.
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        cx = inner[:, 0].mean() - x0
-        rel_x = np.abs(xx - cx) / max(w / 2, 1)
-        upper_y = np.interp(xx + x0, *_ordered(upper)) - y0
-        lower_y = np.interp(xx + x0, *_ordered(lower)) - y0
-        depth = np.clip((yy - upper_y) / np.maximum(lower_y - upper_y, 1), 0, 1)
-        tongue = np.clip((depth - 0.6) / 0.4, 0, 1) * (1 - rel_x) * min(gap / 25.0, 1.0)
-        color = MOUTH_DARK + (MOUTH_LIGHT - MOUTH_DARK) * (0.35 * rel_x + 0.65 * tongue)[..., None]
-        # Upper teeth: a band below the upper lip, shaded towards the corners; lower teeth only when wide open.
-        tooth_h = min(0.06 * self.rig.face_height, 0.45 * gap)
-        teeth = ((yy - upper_y) < tooth_h) & ((yy - upper_y) >= 0) & (rel_x < 0.75)
-        if gap > 0.1 * self.rig.face_height:
-            teeth |= ((lower_y - yy) < 0.5 * tooth_h) & ((lower_y - yy) >= 0) & (rel_x < 0.6)
-        shade = (1 - 0.45 * rel_x**2)[..., None]
-        color = np.where(teeth[..., None], TEETH * shade, color)
+        mask = _poly_mask(poly - [x0, y0], h, w, 0.0)  # anti-aliased, sharp lip edges
+
+        # Mouth frame.
+        left, right = up[0], up[-1]
+        center = (left + right) / 2
+        half = max(float(np.linalg.norm(right - left)) / 2, 1.0)
+        ax = (right - left) / (2 * half)
+        nrm = np.array([-ax[1], ax[0]])
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        px, py = xx - center[0], yy - center[1]
+        u = (px * ax[0] + py * ax[1]) / half
+        v = px * nrm[0] + py * nrm[1]
+
+        def line(p: np.ndarray) -> np.ndarray:  # v of a lip polyline at every pixel's u
+            q = p - center
+            pu = (q @ ax) / half
+            order = np.argsort(pu)
+            return np.interp(u, pu[order], (q @ nrm)[order])
+
+        v_up, v_lo, v_rest = line(up), line(lo), line(rest_upper)
+        depth = np.clip((v - v_up) / np.maximum(v_lo - v_up, 1.0), 0, 1)  # 0 at the upper lip, 1 at the lower
+        au = np.abs(u)
+        col = self._colors
+        px_scale = face_h / 200.0  # feature sizes below are for a 200 px face
+
+        # Cavity: darkest at the back, redder towards the inner cheeks and the floor.
+        wall = np.clip(au**2 * 0.9 + 0.25 * depth, 0, 1)[..., None]
+        color = col["deep"] + (col["wall"] - col["deep"]) * wall
+        # Tongue: a rounded mound on the floor, lit on top, once the mouth is open enough to see it.
+        gap_c = max(float(np.interp(0.0, *_by_u(lo, up, center, ax, half))), 1.0)
+        show_tongue = np.clip((gap - 0.05 * face_h) / (0.06 * face_h), 0, 1)
+        ell = (u / 0.62) ** 2 + ((v - (v_lo - 0.1 * gap_c)) / (0.45 * gap_c)) ** 2
+        tongue = (1 - _smoothstep((ell - 0.6) / 0.6)) * show_tongue * 0.85
+        lit = 0.35 + 0.5 * np.clip(1 - (v_lo - v) / (0.55 * gap_c), 0, 1) * (1 - 0.6 * au)
+        color = color + (col["tongue"] * lit[..., None] - color) * tongue[..., None]
+        # Lower teeth: on the jaw, just above the lower lip, seen when the mouth is wide open.
+        show_lower = np.clip((gap - 0.11 * face_h) / (0.05 * face_h), 0, 1)
+        if show_lower > 0:
+            edge = (
+                v_lo
+                - 0.022 * face_h * (1 - 0.5 * u**2)
+                + np.interp(u, U_GRID, _scallop(U_GRID, LOWER_GAPS, half, 0.6 * px_scale))
+            )
+            teeth = _smoothstep((v - edge) + 0.5) * (1 - _smoothstep((au - 0.5) / 0.15)) * show_lower
+            shade = 0.85 * (1 - 0.5 * au**2) * np.interp(u, U_GRID, _gaps(U_GRID, LOWER_GAPS, half, 0.8 * px_scale))
+            color = color + (col["teeth"] * shade[..., None] - color) * teeth[..., None]
+        # Upper teeth: hang from the rest line of the upper lip; shadowed under the lip and towards the corners.
+        length = 0.032 * face_h * (1 - 0.45 * u**2)  # what shows below the relaxed upper lip
+        edge = (
+            np.maximum(v_rest, v_up)
+            + length
+            - np.interp(u, U_GRID, _scallop(U_GRID, UPPER_GAPS, half, 0.8 * px_scale))
+        )
+        teeth = (1 - _smoothstep((v - edge) + 0.5)) * (1 - _smoothstep((au - 0.72) / 0.2))
+        under_lip = 0.62 + 0.38 * _smoothstep((v - v_up) / (0.3 * 0.05 * face_h))
+        shade = (1 - 0.55 * au**2) * under_lip * np.interp(u, U_GRID, _gaps(U_GRID, UPPER_GAPS, half, 0.7 * px_scale))
+        shade *= 1 - 0.12 * _smoothstep((v - edge + 0.012 * face_h) / (0.012 * face_h))  # translucent edge
+        color = color + (col["teeth"] * shade[..., None] - color) * teeth[..., None]
+
+        color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(px_scale, 0.6))  # photographic, not vector-sharp
+        color += self._grain[y0:y1, x0:x1]
+        alpha = (mask * opened)[..., None]
         roi = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = (roi * (1 - mask) + color * mask).astype(np.uint8)
+        frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * alpha + 0.5, 0, 255).astype(np.uint8)
 
-    def _paint_lashes(self, frame: np.ndarray, pts: np.ndarray, expression: np.ndarray) -> None:
-        """Darken the closing lid edge so a blink reads as a lash line, not a smeared eye."""
-        import cv2
+    def _paint_lid(self, frame: np.ndarray, lid: np.ndarray, lid_rest: np.ndarray, colors, amount: float) -> None:
+        """A closing upper lid: the area it swept over (from its rest line down to where it is now) in lid-skin
+        colour, then a lash line along its edge, thicker in the middle, instead of stretched, streaky pixels.
 
-        from warmchat.controls import INDEX
+        Args:
+            lid: (N, 2) the lid line now, corner to corner; lid_rest: the same line at rest under the current pose.
+            colors: (N, 3) lid-skin colour above each point of the line.
+            amount: the blink control, 0.2 .. 1.
+        """
 
-        for name, ids in (("eyeBlink_L", F.EYE_L_UPPER), ("eyeBlink_R", F.EYE_R_UPPER)):
-            amount = float(expression[INDEX[name]])
-            if amount < 0.5:
-                continue
-            alpha = (amount - 0.5) / 0.5 * 0.6
-            line = pts[np.array(ids)].round().astype(np.int32)
-            overlay = frame.copy()
-            thickness = max(1, round(self.rig.face_height / 120))
-            cv2.polylines(overlay, [line], False, (35, 25, 25), thickness, lineType=cv2.LINE_AA)
-            cv2.addWeighted(overlay, alpha, frame, 1 - alpha, 0, dst=frame)
+        face_h = self.rig.face_height
+        lift = np.array([0.0, 0.008 * face_h])  # cover the lashes above the rest margin, too
+        shape = np.concatenate([lid_rest - lift, lid[::-1] + lift / 2])
+        x0, y0 = np.maximum(np.floor(shape.min(axis=0)).astype(int) - 3, 0)
+        x1, y1 = np.minimum(np.ceil(shape.max(axis=0)).astype(int) + 6, frame.shape[1::-1])
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return
+        h, w = y1 - y0, x1 - x0
+        blur = 0.004 * face_h + 0.3
+        skin = _poly_mask(shape - [x0, y0], h, w, blur) * (0.92 * _smoothstep((amount - 0.2) / 0.5))
+        # Colour: the lid skin above each point of the line, a little darker towards the lash line.
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        axis = lid[-1] - lid[0]
+        t = ((xx - lid[0, 0]) * axis[0] + (yy - lid[0, 1]) * axis[1]) / max(float(axis @ axis), 1.0)
+        knots = np.linspace(0, 1, len(lid))
+        color = np.stack([np.interp(t, knots, colors[:, c]) for c in range(3)], axis=-1)
+        below = np.clip((yy - np.interp(xx, *_sorted_x(lid_rest))) / max(float(np.ptp(lid[:, 1])) + 2, 2), 0, 1)
+        color *= (1.0 - 0.12 * below)[..., None]
+        color += self._grain[y0:y1, x0:x1]
+        # Lash line: a crescent along the lid edge, once the lid is mostly down.
+        lash_a = min(max((amount - 0.4) / 0.5, 0.0), 1.0)
+        if lash_a > 0:
+            k = np.linspace(0, np.pi, len(lid))
+            thick = (0.006 + 0.011 * np.sin(k) ** 1.5) * face_h
+            crescent = np.concatenate([lid - [0, 0.002 * face_h], (lid + np.stack([0 * k, thick], 1))[::-1]])
+            lash = _poly_mask(crescent - [x0, y0], h, w, blur * 0.8) * (0.95 * lash_a)
+            color = color + (self._colors["lash"] - color) * lash[..., None]
+            skin = np.maximum(skin, lash)
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * skin[..., None] + 0.5, 0, 255).astype(np.uint8)
 
 
-def _ordered(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _poly_mask(poly: np.ndarray, h: int, w: int, blur: float) -> np.ndarray:
+    """(h, w) float32 anti-aliased coverage of a polygon (pixel coordinates), softened by a Gaussian of `blur` px."""
+    import cv2
+
+    ss = 4
+    mask = np.zeros((h * ss, w * ss), np.uint8)
+    cv2.fillPoly(mask, [np.round(poly * ss * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
+    mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return cv2.GaussianBlur(mask, (0, 0), blur) if blur > 0.3 else mask
+
+
+def _sorted_x(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(pts[:, 0])
     return pts[order, 0], pts[order, 1]
+
+
+def _lid_colors(rig: FaceRig, ids: np.ndarray) -> np.ndarray:
+    """(N, 3) float32: the skin colour just above each point of an upper-lid line (median of a short vertical run)."""
+    lm, img = rig.landmarks, rig.image
+    face_h = rig.face_height
+    up = lm[F.FOREHEAD, :2] - lm[F.CHIN, :2]
+    up /= np.linalg.norm(up)
+    side = np.array([-up[1], up[0]])
+    offsets = np.linspace(0.012, 0.05, 6)[:, None, None] * up + np.linspace(-0.01, 0.01, 3)[None, :, None] * side
+    out = []
+    for p in lm[ids, :2]:
+        xy = np.clip(np.round(p + offsets.reshape(-1, 2) * face_h).astype(int), 0, rig.size - 1)
+        # A bright-ish percentile: lashes, brows and shadows around the eye are darker than lid skin.
+        out.append(np.percentile(img[xy[:, 1], xy[:, 0]].astype(np.float32), 65, axis=0))
+    out = np.array(out)
+    smooth = (np.roll(out, 1, 0) + 2 * out + np.roll(out, -1, 0)) / 4
+    smooth[[0, -1]] = out[[0, -1]]
+    skin = _portrait_colors(rig)["skin"]
+    return (0.93 * (0.5 * smooth + 0.5 * skin)).astype(np.float32)  # a closed lid sits a little in shadow
+
+
+def _displacement_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-triangle affine maps dst -> src as displacements, src - p = [c0 c1 c2; c3 c4 c5] @ [x, y, 1], (M, 6);
+    and each triangle's signed area x2 in the destination, (M,)."""
+    d0, s0 = dst[:, 0], src[:, 0]
+    e1, e2 = dst[:, 1] - d0, dst[:, 2] - d0
+    f1, f2 = src[:, 1] - s0, src[:, 2] - s0
+    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+    ok = np.abs(det) > 1e-6
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    a00 = (f1[:, 0] * e2[:, 1] - f2[:, 0] * e1[:, 1]) * inv
+    a01 = (f2[:, 0] * e1[:, 0] - f1[:, 0] * e2[:, 0]) * inv
+    a10 = (f1[:, 1] * e2[:, 1] - f2[:, 1] * e1[:, 1]) * inv
+    a11 = (f2[:, 1] * e1[:, 0] - f1[:, 1] * e2[:, 0]) * inv
+    t0 = s0[:, 0] - a00 * d0[:, 0] - a01 * d0[:, 1]
+    t1 = s0[:, 1] - a10 * d0[:, 0] - a11 * d0[:, 1]
+    coef = np.stack([a00 - 1, a01, t0, a10, a11 - 1, t1], axis=1)
+    coef[~ok] = 0.0  # a collapsed triangle covers no samples; the identity keeps the array finite
+    return coef, det
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def _by_u(lo: np.ndarray, up: np.ndarray, center: np.ndarray, ax: np.ndarray, half: float):
+    """(u, gap) along the mouth: the lip-to-lip distance of each inner-lip pair, by position across the mouth."""
+    u = ((up - center) @ ax) / half
+    order = np.argsort(u)
+    return u[order], np.linalg.norm(lo - up, axis=1)[order]
+
+
+def _gaps(u: np.ndarray, gaps: np.ndarray, half: float, width_px: float) -> np.ndarray:
+    """Brightness factor across the teeth: each tooth rounded (lit in its middle, darker towards its sides) and a
+    thin dark line between neighbours."""
+    d = np.abs(u[..., None] - gaps).min(axis=-1) * half  # pixels to the nearest gap
+    tooth = np.sort(np.abs(gaps))
+    width = max(float(np.diff(np.unique(tooth))[:1].sum()) * half, 2.0)  # the central incisor, px
+    rounded = 0.9 + 0.1 * np.clip(d / (0.5 * width), 0, 1) ** 0.5
+    return rounded * (1.0 - 0.16 * np.exp(-((d / width_px) ** 2)))
+
+
+def _scallop(u: np.ndarray, gaps: np.ndarray, half: float, width_px: float) -> np.ndarray:
+    """Pixels by which the teeth's biting edge rounds off next to each gap."""
+    d = (u[..., None] - gaps) * half / (2.5 * width_px)
+    return width_px * np.exp(-(d**2)).max(axis=-1)
+
+
+def _portrait_colors(rig: FaceRig) -> dict[str, np.ndarray]:
+    """Mouth and lash colours matched to the portrait's exposure and colour cast, from its cheek skin."""
+    lm = rig.landmarks
+    face_h = rig.face_height
+    samples = []
+    for cheek in (50, 280, 205, 425):
+        x, y = np.round(lm[cheek, :2]).astype(int)
+        r = max(int(0.03 * face_h), 1)
+        patch = rig.image[max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1].reshape(-1, 3)
+        if len(patch):
+            samples.append(np.median(patch, axis=0))
+    skin = np.mean(samples, axis=0).astype(np.float32) if samples else np.array([190, 150, 130], np.float32)
+    luma = max(float(skin @ [0.299, 0.587, 0.114]), 1.0)
+    gain = float(np.clip(luma / 165.0, 0.45, 1.1))  # a dim painting gets a dim mouth
+    cast = 0.65 + 0.35 * skin / luma  # and its colour cast (a varnished painting's teeth are not white)
+    teeth = np.clip(1.2 * luma, 80, 232) * cast * TEETH / TEETH.mean()
+    lid_ids = np.array(F.EYE_L_UPPER + F.EYE_R_UPPER)
+    xy = np.round(lm[lid_ids, :2]).astype(int)
+    xy = np.clip(xy, 0, rig.size - 1)
+    lid_px = rig.image[xy[:, 1], xy[:, 0]].astype(np.float32)
+    lash = np.minimum(np.percentile(lid_px, 15, axis=0), skin * 0.35)
+    return {
+        "deep": CAVITY_DEEP * gain * cast,
+        "wall": CAVITY_WALL * gain * cast,
+        "tongue": TONGUE * gain * cast,
+        "teeth": np.minimum(teeth, 250).astype(np.float32),
+        "lash": lash.astype(np.float32),
+        "skin": skin,
+    }
