@@ -53,10 +53,7 @@ def check_inputs(
     if script is None:
         dialogue.check_turns(turns)
     topic = dialogue.check_topic(topic) if (script is None or topic) else "(a conversation)"
-    for person in ("voice_a", "voice_b"):
-        voice = getattr(config.speech, person)
-        if voice not in speech.VOICES:
-            raise InputError(f"{person}: unknown voice {voice!r}; choose one of: {', '.join(speech.VOICES)}", person)
+    speech.check_voices(config.speech)
     return emotions[0], emotions[1], topic
 
 
@@ -135,9 +132,12 @@ def generate(
             )
 
     with _stage(times, "speech"):
-        voices = {"A": cfg.speech.voice_a, "B": cfg.speech.voice_b}
         utterances = speech.voice_turns(
-            lines, voices, seed=cfg.seed, progress=lambda f, m: progress(0.25 + 0.1 * f, m)
+            lines,
+            speech.voices_for(cfg.speech),
+            seed=cfg.seed,
+            progress=lambda f, m: progress(0.25 + 0.1 * f, m),
+            config=cfg.speech,
         )
         clock = timeline.build_timeline(lines, utterances, cfg.speech.sample_rate, cfg.compose.fps)
 

@@ -8,7 +8,8 @@ from warmchat.schema import Segment, Timeline, Turn, Utterance
 
 LEAD_IN_S = 0.4  # silence before the first line: the listener settles, the speaker draws breath
 TAIL_S = 0.8  # silence after the last line so the final reaction is seen
-# Gap before a turn, by the emotion of the line that answers: excited replies come fast, sad ones slowly.
+# Gap before a turn at full intensity, by the emotion of the line that answers: excited replies come fast, sad ones
+# slowly (conversation-analysis turn gaps are ~200 ms typical, longer before dispreferred or low-arousal replies).
 GAP_S = {
     "neutral": 0.35,
     "happy": 0.25,
@@ -19,6 +20,13 @@ GAP_S = {
     "disgusted": 0.35,
     "contempt": 0.45,
 }
+
+
+def turn_gap(emotion: str, intensity: float) -> float:
+    """Seconds of silence before a reply: the emotion's gap, scaled towards neutral for weak emotion."""
+    k = float(np.clip(intensity, 0.0, 1.0))
+    neutral = GAP_S["neutral"]
+    return float(np.clip(neutral + (GAP_S.get(emotion, neutral) - neutral) * k, 0.15, 0.6))
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -38,7 +46,7 @@ def build_timeline(
     t = LEAD_IN_S
     for i, (turn, utt) in enumerate(zip(turns, utterances, strict=True)):
         if i > 0:
-            gap = GAP_S.get(turn.emotion, 0.35)
+            gap = turn_gap(turn.emotion, turn.intensity)
             pieces.append(np.zeros(int(gap * sample_rate), np.float32))
             t += int(gap * sample_rate) / sample_rate
         audio = resample(utt.audio, utt.sample_rate, sample_rate)
