@@ -1,23 +1,37 @@
-"""Offline speech: two distinct voices, emotional pace, timings the motion stage can trust."""
+"""Speech: two distinct voices, emotional prosody, timings the motion stage can trust, OpenAI backend, cache."""
 
 from __future__ import annotations
+
+import difflib
+import json
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
-from warmchat.errors import InputError
+from warmchat import speech
+from warmchat.config import SpeechConfig
+from warmchat.errors import BackendUnavailable, InputError
 from warmchat.schema import Turn
-from warmchat.speech import synthesize, voice_turns
+from warmchat.speech import PAUSE, PROSODY, is_vowel, normalize_text, synthesize, voice_turns
+from warmchat.speech.audio import frame_rms_db, mean_f0, voiced_rms
 from warmchat.timeline import build_timeline
 
 LINE = "We could go hiking by the lake on Saturday morning."
+LINE_2 = "I really did not expect to see you here today."
+VOICES = ("hibari", "piper-joe")
 
 
-def _median_f0(utt) -> float:
-    import librosa
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Each test gets its own on-disk speech cache, so tests neither share results nor touch ~/.cache."""
+    monkeypatch.setenv("WARMCHAT_CACHE_DIR", str(tmp_path / "speech-cache"))
 
-    f0, voiced, _ = librosa.pyin(utt.audio, fmin=60, fmax=400, sr=utt.sample_rate, frame_length=1024)
-    return float(np.nanmedian(f0[voiced]))
+
+def _cfg(**kw) -> SpeechConfig:
+    return SpeechConfig(**kw)
 
 
 def test_two_distinct_voices():
@@ -25,35 +39,227 @@ def test_two_distinct_voices():
     for utt in (female, male):
         assert 1.5 < utt.duration < 8
         assert utt.audio.dtype == np.float32 and np.abs(utt.audio).max() <= 1
-    assert _median_f0(female) > _median_f0(male) + 40  # clearly different pitch registers
+    assert mean_f0(female.audio, female.sample_rate) > mean_f0(male.audio, male.sample_rate) + 60
+    # Loudness is normalised across voices: the same line is equally loud in both.
+    levels = [20 * np.log10(voiced_rms(u.audio, u.sample_rate)) for u in (female, male)]
+    assert abs(levels[0] - levels[1]) < 1.0
 
 
-def test_sad_is_slower_than_angry():
+@pytest.mark.parametrize("voice", VOICES)
+def test_same_seed_same_audio_other_seed_other_take(voice):
+    cfg = _cfg(cache=False)
+    a, b = synthesize(LINE, voice, seed=3, config=cfg), synthesize(LINE, voice, seed=3, config=cfg)
+    c = synthesize(LINE, voice, seed=4, config=cfg)
+    assert np.array_equal(a.audio, b.audio) and a.phonemes == b.phonemes
+    assert not (len(a.audio) == len(c.audio) and np.array_equal(a.audio, c.audio))
+
+
+@pytest.mark.parametrize("voice", VOICES)
+def test_timings_cover_the_audio_and_loud_frames_fall_in_vowels(voice):
+    utt = synthesize("I don't know, it is one of the best things in the world! Are you sure?", voice)
+    ph = utt.phonemes
+    assert len([p for p in ph if p[0] != PAUSE]) > 30
+    assert ph[0][1] == 0 and ph[-1][2] == pytest.approx(utt.duration, abs=1e-3)  # cover the whole audio
+    assert all(b > a for _, a, b in ph)  # every span has length
+    assert all(ph[i][2] == pytest.approx(ph[i + 1][1], abs=1e-4) for i in range(len(ph) - 1))  # contiguous
+    assert any(p == PAUSE for p, a, b in ph[1:-1] if b - a > 0.15)  # the sentence break is a real pause
+    # Words: in order, the words of the line, each spanning phonemes.
+    words = [w.lower() for w, _, _ in utt.words]
+    assert words[:4] == ["i", "don't", "know", "it"] and words[-2:] == ["you", "sure"]
+    assert all(utt.words[i][2] <= utt.words[i + 1][1] + 1e-4 for i in range(len(utt.words) - 1))
+    # Loud 10 ms frames lie inside vowels far more often than inside pauses.
+    db = frame_rms_db(utt.audio, utt.sample_rate)
+    t = (np.arange(len(db)) + 0.5) * 0.01
+    starts = np.array([a for _, a, _ in ph])
+    labels = [ph[i][0] for i in np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(ph) - 1)]
+    loud = db > db.max() - 20
+    in_vowel = np.mean([is_vowel(lab) for lab, ok in zip(labels, loud, strict=True) if ok])
+    in_pause = np.mean([lab == PAUSE for lab, ok in zip(labels, loud, strict=True) if ok])
+    assert in_vowel > 0.45 and in_pause < 0.05
+    pause_db = np.median(db[[lab == PAUSE for lab in labels]])
+    vowel_db = np.median(db[[is_vowel(lab) for lab in labels]])
+    assert vowel_db > pause_db + 25
+
+
+def test_sad_is_slower_and_softer_than_angry():
     sad = synthesize(LINE, "piper-joe", "sad", 1.0)
     angry = synthesize(LINE, "piper-joe", "angry", 1.0)
     assert sad.duration > 1.05 * angry.duration
-    assert np.sqrt(np.mean(sad.audio**2)) < np.sqrt(np.mean(angry.audio**2))
+    assert voiced_rms(sad.audio, sad.sample_rate) < voiced_rms(angry.audio, angry.sample_rate) / 2
 
 
-def test_piper_phoneme_timings_cover_the_audio_and_are_monotonic():
-    utt = synthesize(LINE, "piper-joe")
-    starts = [a for _, a, _ in utt.phonemes]
-    assert len(utt.phonemes) > 20
-    assert all(b >= a for _, a, b in utt.phonemes)
-    assert starts == sorted(starts)
-    assert utt.phonemes[-1][2] == pytest.approx(utt.duration, abs=0.25)
+@pytest.mark.parametrize("voice", VOICES)
+def test_each_emotion_moves_pitch_and_loudness_the_documented_way(voice):
+    """Mean F0 and voiced RMS of each emotion, relative to neutral, have the sign the prosody table documents."""
+    cfg = _cfg(cache=False)
+    measured = {}
+    for emotion in PROSODY:
+        utts = [synthesize(line, voice, emotion, 1.0, config=cfg) for line in (LINE, LINE_2)]
+        f0 = np.mean([12 * np.log2(mean_f0(u.audio, u.sample_rate)) for u in utts])  # semitones
+        measured[emotion] = (f0, np.mean([20 * np.log10(voiced_rms(u.audio, u.sample_rate)) for u in utts]))
+    f0_n, db_n = measured["neutral"]
+    for emotion, p in PROSODY.items():
+        if emotion == "neutral":
+            continue
+        d_f0, d_db = measured[emotion][0] - f0_n, measured[emotion][1] - db_n
+        assert np.sign(d_f0) == np.sign(p.semitones) and abs(d_f0) > 0.3, (emotion, d_f0)
+        assert np.sign(d_db) == np.sign(p.gain_db) and abs(d_db) > 0.5, (emotion, d_db)
 
 
-def test_empty_line_is_an_error_naming_the_turn():
+@pytest.mark.parametrize(
+    ("raw", "spoken"),
+    [
+        ("It costs $9.99, about 15% off!", "It costs nine dollars and ninety-nine cents, about fifteen percent off!"),
+        ("On March 3rd, 2024 at 7:30 pm 🙂🎉", "On March third, twenty twenty-four at seven thirty p m"),
+        ("Dr. Smith moved here in 1999.", "Doctor Smith moved here in nineteen ninety-nine."),
+        ("2,500 km in 3-5 days :)", "two thousand five hundred kilometers in three to five days"),
+        ("Meet me 2024-05-01 & bring £20", "Meet me May first, twenty twenty-four and bring twenty pounds"),
+        ("It was -4°C, e.g. freezing.", "It was minus four degrees Celsius, for example freezing."),
+    ],
+)
+def test_text_is_normalised_before_synthesis(raw, spoken):
+    assert normalize_text(raw) == spoken
+
+
+def test_numbers_are_spoken_as_words_with_timings():
+    utt = synthesize("I paid $12 for 3 tickets.", "hibari")
+    assert utt.text == "I paid twelve dollars for three tickets."
+    assert [w.lower() for w, _, _ in utt.words] == ["i", "paid", "twelve", "dollars", "for", "three", "tickets"]
+
+
+def test_a_very_long_line_is_split_at_sentences_and_fully_timed():
+    sentence = "The little boat drifted slowly across the quiet harbour while the gulls called overhead. "
+    utt = synthesize(sentence * 8, "hibari")
+    assert len(utt.words) == 8 * 14
+    pauses = [b - a for p, a, b in utt.phonemes if p == PAUSE]
+    assert sum(d > 0.2 for d in pauses) >= 7  # a pause between each pair of sentences
+    assert utt.phonemes[-1][2] == pytest.approx(utt.duration, abs=1e-3)
+
+
+def test_empty_lines_are_errors_naming_the_turn():
+    voices = {"A": "hibari", "B": "piper-joe"}
     with pytest.raises(InputError, match="turn 2"):
-        voice_turns([Turn("A", "Hello.", "neutral"), Turn("B", "🙂", "happy")], {"A": "hibari", "B": "piper-joe"})
+        voice_turns([Turn("A", "Hello.", "neutral"), Turn("B", "🙂", "happy")], voices)
+    with pytest.raises(InputError, match=r"turn 3 \(A\) is empty"):
+        voice_turns([Turn("A", "Hi.", "neutral"), Turn("B", "Hey.", "neutral"), Turn("A", "  ", "sad")], voices)
 
 
-def test_timeline_places_turns_with_pauses_and_whole_frames():
-    turns = [Turn("A", "Hello there.", "happy"), Turn("B", "Oh, hello.", "sad")]
+def test_timeline_gaps_follow_the_mood_and_end_on_whole_frames():
+    turns = [Turn("A", "Hello there.", "neutral"), Turn("B", "Oh, hello.", "sad", 1.0), Turn("A", "Wow!", "happy", 1)]
     utts = voice_turns(turns, {"A": "hibari", "B": "piper-joe"})
     clock = build_timeline(turns, utts, 24000, 25)
-    a, b = clock.segments
-    assert 0.15 <= b.start - a.end <= 0.65
-    assert clock.duration > b.end
+    a, b, c = clock.segments
+    sad_gap, happy_gap = b.start - a.end, c.start - b.end
+    assert 0.15 <= happy_gap < sad_gap <= 0.6 + 1e-6
     assert len(clock.audio) == round(clock.n_frames * 24000 / 25)
+
+
+def test_cache_reuses_speech_across_processes(tmp_path):
+    cfg = _cfg(cache_dir=str(tmp_path / "c"))
+    first = synthesize(LINE, "piper-joe", "happy", 0.8, seed=1, config=cfg)
+    assert len(list((tmp_path / "c").rglob("*.npz"))) == 1
+    speech._cache.cache_clear()  # a new process: empty memory, same directory
+    again = synthesize(LINE, "piper-joe", "happy", 0.8, seed=1, config=cfg)
+    assert np.array_equal(first.audio, again.audio) and first.phonemes == again.phonemes
+    assert speech.get_cache(cfg).hits == 1
+    synthesize(LINE, "piper-joe", "sad", 0.8, seed=1, config=cfg)  # another emotion is another entry
+    assert len(list((tmp_path / "c").rglob("*.npz"))) == 2
+
+
+# -- OpenAI-compatible backend, against a real HTTP server on 127.0.0.1 --------------------------------------------
+
+
+class _TTSServer:
+    """A minimal /v1/audio/speech server that speaks with the offline male voice and records each request."""
+
+    def __init__(self, api_key: str = "test-key"):
+        self.requests: list[dict] = []
+        self.truth: dict[str, object] = {}  # text -> the offline Utterance that was served (its exact timings)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+                if self.headers.get("Authorization") != f"Bearer {api_key}":
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"error": {"message": "Incorrect API key", "code": "invalid_api_key"}}')
+                    return
+                utt = synthesize(body["input"], "piper-joe", config=SpeechConfig(cache=False))
+                outer.truth[body["input"]] = utt
+                pcm = (np.clip(utt.audio, -1, 1) * 32767).astype("<i2").tobytes()
+                # Streamed-style header: unknown sizes, as real TTS servers send.
+                fmt = struct.pack("<HHIIHH", 1, 1, utt.sample_rate, utt.sample_rate * 2, 2, 16)
+                wav = b"RIFF" + b"\xff\xff\xff\xff" + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+                wav += b"data" + b"\xff\xff\xff\xff" + pcm
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(wav)))
+                self.end_headers()
+                self.wfile.write(wav)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def tts_server():
+    server = _TTSServer()
+    yield server
+    server.stop()
+
+
+def _openai_cfg(server: _TTSServer, tmp_path, key: str = "test-key") -> SpeechConfig:
+    return SpeechConfig(
+        backend="openai", openai_api_key=key, openai_base_url=server.url, cache_dir=str(tmp_path / "oc")
+    )
+
+
+def test_openai_backend_speaks_with_emotion_and_aligned_timings(tts_server, tmp_path):
+    cfg = _openai_cfg(tts_server, tmp_path)
+    text = "My sister bought a new bicycle, and she rides it to work every day."
+    utt = synthesize(text, "onyx", "sad", 1.0, config=cfg)
+    req = tts_server.requests[-1]
+    assert req["path"] == "/v1/audio/speech" and req["voice"] == "onyx" and req["model"] == "gpt-4o-mini-tts"
+    assert "sad" in req["instructions"].lower() and req["response_format"] == "wav"
+    assert 2 < utt.duration < 8 and utt.voice == "onyx"
+    # Timings aligned from the female offline voice onto the served male audio land near the true ones.
+    truth = tts_server.truth[text]
+    got, true = [w.lower() for w, _, _ in utt.words], [w.lower() for w, _, _ in truth.words]
+    matcher = difflib.SequenceMatcher(None, got, true, autojunk=False)
+    errors = [
+        abs(utt.words[blk.a + k][i] - truth.words[blk.b + k][i])
+        for blk in matcher.get_matching_blocks()
+        for k in range(blk.size)
+        for i in (1, 2)
+    ]
+    assert len(errors) >= 2 * 12
+    assert np.median(errors) < 0.06  # seconds; measured ~0.03 (docs/speech.md)
+    assert utt.phonemes[0][1] == 0 and utt.phonemes[-1][2] == pytest.approx(utt.duration, abs=1e-3)
+
+    # Re-rendering with the server gone is served from the cache.
+    tts_server.stop()
+    again = synthesize(text, "onyx", "sad", 1.0, config=cfg)
+    assert np.array_equal(again.audio, utt.audio)
+    with pytest.raises(BackendUnavailable, match="cannot reach"):
+        synthesize("Something new to say.", "onyx", config=cfg)
+
+
+def test_openai_backend_explains_a_rejected_key_without_echoing_it(tts_server, tmp_path):
+    cfg = _openai_cfg(tts_server, tmp_path, key="sk-wrong-secret")
+    with pytest.raises(BackendUnavailable, match="rejected the API key") as info:
+        synthesize("Hello there.", "coral", config=cfg)
+    assert "sk-wrong-secret" not in str(info.value) and "sk-wrong-secret" not in repr(cfg)
+    with pytest.raises(BackendUnavailable, match="needs an API key"):
+        speech.check_voices(SpeechConfig(backend="openai", openai_api_key=""))

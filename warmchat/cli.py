@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--script", type=Path, help="a dialogue file instead of generating: 'A: text' / 'B [sad]: text'")
     r.add_argument("--voice-a", default="hibari", choices=sorted(VOICES))
     r.add_argument("--voice-b", default="piper-joe", choices=sorted(VOICES))
+    r.add_argument("--tts", default="offline", choices=["offline", "openai"], help="speech backend")
+    r.add_argument("--openai-voice-a", default="coral", help="A's voice with --tts openai (e.g. coral, nova)")
+    r.add_argument("--openai-voice-b", default="onyx", help="B's voice with --tts openai (e.g. onyx, ash)")
     r.add_argument("--size", type=int, default=512, help="pixels per face")
     r.add_argument("--fps", type=int, default=25)
     r.add_argument("--seed", type=int, default=0)
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg.render.renderer = args.renderer
     cfg.compose.subtitles = not args.no_subtitles
     cfg.speech.voice_a, cfg.speech.voice_b = args.voice_a, args.voice_b
+    cfg.speech.backend = args.tts
+    cfg.speech.openai_voice_a, cfg.speech.openai_voice_b = args.openai_voice_a, args.openai_voice_b
     script = None
     if args.script is not None:
         if not args.script.is_file():

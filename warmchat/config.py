@@ -10,6 +10,7 @@ DialogueBackendName = Literal["local", "script"]
 RendererName = Literal["auto", "cpu", "diffusion"]
 DiffusionDtype = Literal["auto", "float16", "bfloat16", "float32"]
 OffloadMode = Literal["auto", "none", "model", "sequential"]
+TTSBackendName = Literal["offline", "openai"]
 
 
 @dataclass
@@ -30,9 +31,26 @@ class DialogueConfig:
 
 @dataclass
 class SpeechConfig:
+    backend: TTSBackendName = "offline"  # "offline": bundled voices; "openai": an OpenAI-compatible TTS server
     voice_a: str = "hibari"  # offline voices: "hibari" (female), "piper-joe" (male)
     voice_b: str = "piper-joe"
+    openai_voice_a: str = "coral"  # voices for the openai backend (alloy, ash, coral, echo, nova, onyx, sage, ...)
+    openai_voice_b: str = "onyx"
+    openai_model: str = "gpt-4o-mini-tts"  # gpt-4o-mini-tts follows emotion instructions; tts-1 only takes a speed
+    openai_timeout_s: float = 60.0
+    # Secrets come from the environment only and never appear in repr() or logs.
+    openai_api_key: str = field(
+        default_factory=lambda: os.environ.get("WARMCHAT_TTS_API_KEY") or os.environ.get("OPENAI_API_KEY", ""),
+        repr=False,
+    )
+    openai_base_url: str = field(
+        default_factory=lambda: os.environ.get("WARMCHAT_TTS_BASE_URL") or os.environ.get("OPENAI_BASE_URL", "")
+    )
     sample_rate: int = 24000  # the mixed conversation track
+    target_dbfs: float = -20.0  # speech level every voice is normalised to before the emotion's gain
+    cache: bool = True  # reuse synthesised speech across renders (memory, plus disk when cache_dir is usable)
+    # Where synthesised speech is kept; empty = $XDG_CACHE_HOME/warmchat/speech or ~/.cache/warmchat/speech.
+    cache_dir: str = field(default_factory=lambda: os.environ.get("WARMCHAT_CACHE_DIR", ""))
 
 
 @dataclass

@@ -54,10 +54,7 @@ def check_inputs(
     if script is None:
         dialogue.check_turns(turns)
     topic = dialogue.check_topic(topic) if (script is None or topic) else "(a conversation)"
-    for person in ("voice_a", "voice_b"):
-        voice = getattr(config.speech, person)
-        if voice not in speech.VOICES:
-            raise InputError(f"{person}: unknown voice {voice!r}; choose one of: {', '.join(speech.VOICES)}", person)
+    speech.check_voices(config.speech)
     return emotions[0], emotions[1], topic
 
 
@@ -172,7 +169,7 @@ def iter_generate(
             tree=itt,
             progress=lambda f, m: progress(f * 0.999, m),
         )
-    voices = {"A": cfg.speech.voice_a, "B": cfg.speech.voice_b}
+    voices = speech.voices_for(cfg.speech)
     builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
     rngs = np.random.default_rng(cfg.seed).spawn(2)
     params = {p: motion.draw_person_motion(rngs[i], cfg.motion.blink_rate_per_min) for i, p in enumerate("AB")}
@@ -197,7 +194,7 @@ def iter_generate(
 
             with _stage(times, "speech"):
                 progress((i + 0.1) / n_turns, f"voicing turn {i + 1}/{n_turns}")
-                utterances.append(speech.voice_turn(turn, i, voices[turn.speaker], seed=cfg.seed))
+                utterances.append(speech.voice_turn(turn, i, voices[turn.speaker], seed=cfg.seed, config=cfg.speech))
                 seg = builder.add(turn, utterances[-1])
                 last = i == n_turns - 1
                 clock = builder.finish() if last else builder.timeline()

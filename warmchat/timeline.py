@@ -8,7 +8,8 @@ from warmchat.schema import Segment, Timeline, Turn, Utterance
 
 LEAD_IN_S = 0.4  # silence before the first line: the listener settles, the speaker draws breath
 TAIL_S = 0.8  # silence after the last line so the final reaction is seen
-# Gap before a turn, by the emotion of the line that answers: excited replies come fast, sad ones slowly.
+# Gap before a turn at full intensity, by the emotion of the line that answers: excited replies come fast, sad ones
+# slowly (conversation-analysis turn gaps are ~200 ms typical, longer before dispreferred or low-arousal replies).
 GAP_S = {
     "neutral": 0.35,
     "happy": 0.25,
@@ -19,6 +20,13 @@ GAP_S = {
     "disgusted": 0.35,
     "contempt": 0.45,
 }
+
+
+def turn_gap(emotion: str, intensity: float) -> float:
+    """Seconds of silence before a reply: the emotion's gap, scaled towards neutral for weak emotion."""
+    k = float(np.clip(intensity, 0.0, 1.0))
+    neutral = GAP_S["neutral"]
+    return float(np.clip(neutral + (GAP_S.get(emotion, neutral) - neutral) * k, 0.15, 0.6))
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -46,7 +54,7 @@ class TimelineBuilder:
     def add(self, turn: Turn, utterance: Utterance) -> Segment:
         """Append one voiced turn; returns where it sits on the clock."""
         if self.segments:
-            gap = np.zeros(int(GAP_S.get(turn.emotion, 0.35) * self.sample_rate), np.float32)
+            gap = np.zeros(int(turn_gap(turn.emotion, turn.intensity) * self.sample_rate), np.float32)
             self._append(gap)
         audio = resample(utterance.audio, utterance.sample_rate, self.sample_rate)
         start = self._samples / self.sample_rate

@@ -75,13 +75,14 @@ def speech_mouth(
             g0, g1 = max(g0, f0), min(g1, f1)
             if g1 <= g0:
                 continue
-            if ph in CLOSURES:  # lips meet for p, b, m even in loud passages
+            head = ph[:1]  # IPA phonemes may be several characters ("oʊ", "iː"); the first sets the lip shape
+            if head in CLOSURES:  # lips meet for p, b, m even in loud passages
                 mouth[g0 - f0 : g1 - f0, INDEX["jawOpen"]] *= 0.15
                 mouth[g0 - f0 : g1 - f0, INDEX["mouthPress"]] = 0.4
-            elif ph in ROUNDED:
+            elif head in ROUNDED:
                 mouth[g0 - f0 : g1 - f0, INDEX["mouthPucker"]] = 0.45
                 mouth[g0 - f0 : g1 - f0, INDEX["mouthFunnel"]] = 0.3
-            elif ph in SPREAD:
+            elif head in SPREAD:
                 mouth[g0 - f0 : g1 - f0, INDEX["mouthStretch_L"]] = 0.2
                 mouth[g0 - f0 : g1 - f0, INDEX["mouthStretch_R"]] = 0.2
         # Brows lift with emphasis: the loudest stretches of the line.

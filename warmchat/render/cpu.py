@@ -121,11 +121,7 @@ class CpuRenderer:
 
     def render(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose."""
-        if pose[POSE_INDEX["yaw"]] * self._rest_yaw < 0:
-            # Turning a turned face back towards the camera would show cheek the photo does not have; a warp can
-            # only stretch the sliver it has, so that direction is damped.
-            pose = pose.copy()
-            pose[POSE_INDEX["yaw"]] *= self._reveal_gain
+        pose = self._damped(pose)
         pts3 = pose_points(self.rig, expression, pose)
         pts = pts3[:, :2]
         out = self.face.image.copy()
@@ -139,6 +135,19 @@ class CpuRenderer:
                 self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
             start += len(ids)
         return out
+
+    def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """(P, 2) image positions of the rig's points (the 478 landmarks first) as `render` places them."""
+        return pose_points(self.rig, expression, self._damped(pose))[:, :2]
+
+    def _damped(self, pose: np.ndarray) -> np.ndarray:
+        if pose[POSE_INDEX["yaw"]] * self._rest_yaw >= 0:
+            return pose
+        # Turning a turned face back towards the camera would show cheek the photo does not have; a warp can only
+        # stretch the sliver it has, so that direction is damped.
+        pose = pose.copy()
+        pose[POSE_INDEX["yaw"]] *= self._reveal_gain
+        return pose
 
     def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses."""
