@@ -14,7 +14,7 @@ import pandas as pd
 
 from warmchat import InputError, WarmChatConfig, WarmChatError
 from warmchat.emotions import EMOTIONS
-from warmchat.pipeline import Finished, SegmentRendered, TurnWritten, iter_generate
+from warmchat.pipeline import Finished, Notice, SegmentRendered, TurnWritten, iter_generate
 from warmchat.plots import timeline_rows
 from warmchat.speech import VOICES
 from warmchat.tree import InteractiveTalkingTree
@@ -77,6 +77,11 @@ def run_generate(
     fps,
     seed,
     renderer="auto",
+    tts="offline",
+    openai_voice_a="coral",
+    openai_voice_b="onyx",
+    api_base_url="",
+    api_key="",
     progress=gr.Progress(),
 ):
     """Streams the conversation: the transcript grows as lines are written, the video plays turn by turn, and the
@@ -93,6 +98,12 @@ def run_generate(
     cfg.face.size, cfg.compose.fps = int(size), int(fps)
     cfg.speech.voice_a, cfg.speech.voice_b = voice_a, voice_b
     cfg.render.renderer = renderer
+    cfg.speech.backend = tts
+    cfg.speech.openai_voice_a, cfg.speech.openai_voice_b = openai_voice_a.strip(), openai_voice_b.strip()
+    if (api_base_url or "").strip():
+        cfg.speech.openai_base_url = api_base_url.strip()
+    if (api_key or "").strip():
+        cfg.speech.openai_api_key = api_key.strip()
     out_dir = _new_output_dir()
     lines = []
     yield {
@@ -120,6 +131,9 @@ def run_generate(
             if isinstance(event, TurnWritten):
                 lines.append(event.turn)
                 yield {transcript: _transcript(lines, names)}
+            elif isinstance(event, Notice):
+                gr.Warning(event.message)
+                yield {hints.get(event.field, err_script): gr.Markdown(f"ℹ️ {event.message}", visible=True)}
             elif isinstance(event, SegmentRendered) and CAN_STREAM:
                 chunk = out_dir / event.path.name  # our copy: the pipeline removes its pieces when done
                 shutil.copy(event.path, chunk)
@@ -215,12 +229,25 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
         script = gr.Textbox(label="One line per turn: 'A: text' or 'B [sad]: text'", lines=6,
                             placeholder=SCRIPT_PLACEHOLDER, elem_id="script")  # fmt: skip
         err_script = gr.Markdown(visible=False, elem_id="error_script", elem_classes="warmchat-error")
-    with gr.Accordion("Advanced", open=False), gr.Row():
-        size = gr.Dropdown([256, 384, 512], value=384, label="Face resolution (px)")
-        fps = gr.Dropdown([20, 25, 30], value=25, label="Frames per second")
-        seed = gr.Number(value=0, precision=0, label="Seed (same inputs + seed = same video)")
-        renderer = gr.Dropdown([("Auto (GPU diffusion when available)", "auto"), ("CPU mesh warp", "cpu"),
-                                ("Diffusion (CUDA GPU)", "diffusion")], value="auto", label="Renderer")  # fmt: skip
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            size = gr.Dropdown([256, 384, 512], value=384, label="Face resolution (px)")
+            fps = gr.Dropdown([20, 25, 30], value=25, label="Frames per second")
+            seed = gr.Number(value=0, precision=0, label="Seed (same inputs + seed = same video)")
+            renderers = [("Auto (GPU diffusion when available)", "auto"), ("CPU mesh warp", "cpu"),
+                         ("Diffusion (CUDA GPU)", "diffusion")]  # fmt: skip
+            renderer = gr.Dropdown(renderers, value="auto", label="Renderer")
+        with gr.Row():
+            tts = gr.Radio([("Offline voices", "offline"), ("OpenAI-compatible TTS", "openai")], value="offline",
+                           label="Speech")  # fmt: skip
+            openai_voice_a = gr.Textbox(value="coral", label="OpenAI voice (A)", max_lines=1)
+            openai_voice_b = gr.Textbox(value="onyx", label="OpenAI voice (B)", max_lines=1)
+        with gr.Row():
+            api_base_url = gr.Textbox(value="", label="OpenAI-compatible server URL (empty = api.openai.com)",
+                                      max_lines=1, placeholder="http://127.0.0.1:8000/v1")  # fmt: skip
+            # Used for this request only: never stored, logged or sent back.
+            api_key = gr.Textbox(value="", label="API key (used for this request only, never stored)", type="password",
+                                 max_lines=1)  # fmt: skip
     with gr.Row():
         button = gr.Button("Generate conversation", variant="primary", scale=4, elem_id="generate")
         stop = gr.Button("Stop", variant="stop", scale=1)
@@ -236,7 +263,8 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
         plot_png.render()
         files.render()
     outputs = [live, video, plot_png, plot, transcript, files, status, err_a, err_b, err_script]
-    settings = [script, voice_a, voice_b, size, fps, seed, renderer]
+    settings = [script, voice_a, voice_b, size, fps, seed, renderer, tts, openai_voice_a, openai_voice_b,
+                api_base_url, api_key]  # fmt: skip
     event = button.click(run_generate, inputs=[*inputs, *settings], outputs=outputs, api_name="generate")
     stop.click(None, cancels=[event])
 

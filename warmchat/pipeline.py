@@ -77,11 +77,19 @@ class SegmentRendered:
 
 
 @dataclass
+class Notice:
+    """Something the user may want to know that is not an error (e.g. several faces in a portrait)."""
+
+    field: str  # the input it concerns, e.g. "portrait_a"
+    message: str
+
+
+@dataclass
 class Finished:
     result: GenerateResult
 
 
-Event = TurnWritten | SegmentRendered | Finished
+Event = TurnWritten | SegmentRendered | Notice | Finished
 
 
 @contextmanager
@@ -151,6 +159,9 @@ def iter_generate(
         progress(0.0, "reading portraits")
         rigs = {"A": face.build_rig(portrait_a, "A", cfg.face), "B": face.build_rig(portrait_b, "B", cfg.face)}
         renderers = {p: make_renderer(rigs[p], cfg.render.renderer, cfg.render, cfg.seed) for p in ("A", "B")}
+    for person, rig in rigs.items():
+        for note in rig.notes:
+            yield Notice(f"portrait_{person.lower()}", note)
 
     itt = tree.InteractiveTalkingTree(topic, emotion_a, emotion_b, cfg.tree)
     if script is not None:
