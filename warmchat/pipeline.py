@@ -50,6 +50,8 @@ def check_inputs(
             emotions.append(normalize_emotion(value))
         except ValueError as exc:
             raise InputError(f"{name}: {exc}", name) from exc
+    if script is None and config.dialogue.backend == "script":
+        raise InputError("the script dialogue backend needs a script: write one line per turn, 'A: text'", "script")
     if script is None:
         dialogue.check_turns(turns)
     topic = dialogue.check_topic(topic) if (script is None or topic) else "(a conversation)"
@@ -114,25 +116,20 @@ def generate(
 
     itt = tree.InteractiveTalkingTree(topic, emotion_a, emotion_b, cfg.tree)
     with _stage(times, "dialogue"):
-        if script is not None:
-            lines = dialogue.parse_script(str(script))
-            for turn in lines:
-                itt.add_turn(turn)
-                if on_turn:
-                    on_turn(turn)
-        else:
-            dcfg = replace(cfg.dialogue, turns=turns)
-            lines = dialogue.generate_dialogue(
-                topic,
-                emotion_a,
-                emotion_b,
-                dcfg,
-                seed=cfg.seed,
-                names=names,
-                tree=itt,
-                progress=lambda f, m: progress(0.05 + 0.2 * f, m),
-                on_turn=on_turn,
-            )
+        # A given script always wins over generating; otherwise the configured backend writes the lines.
+        dcfg = replace(cfg.dialogue, turns=turns, backend="script" if script is not None else cfg.dialogue.backend)
+        lines = dialogue.generate_dialogue(
+            topic,
+            emotion_a,
+            emotion_b,
+            dcfg,
+            seed=cfg.seed,
+            names=names,
+            tree=itt,
+            progress=lambda f, m: progress(0.05 + 0.2 * f, m),
+            on_turn=on_turn,
+            script=None if script is None else str(script),
+        )
 
     with _stage(times, "speech"):
         voices = {"A": cfg.speech.voice_a, "B": cfg.speech.voice_b}
