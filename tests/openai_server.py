@@ -8,6 +8,7 @@ The request's model name picks how it answers:
 - ``malformed-once``: the first request of each turn gets prose with broken JSON, the repair request a valid reply.
 - ``always-prose``: never JSON, always a plain spoken sentence.
 - ``sloppy``: JSON in a code fence with an aliased emotion name and an out-of-range intensity.
+- ``echo-once``: from the second turn on, first repeats the opening line, then a valid reply.
 - ``leaky-once``: first echoes its system prompt as the line (a model obeying an injected topic), then a valid reply.
 - ``no-structured``: rejects any response_format with HTTP 400 (as `transformers serve` does), else answers JSON.
 - ``slow``: sleeps for ``slow_s`` seconds before answering.
@@ -24,11 +25,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-VALID = {
-    "text": "I keep thinking about it, and honestly it sounds like a plan.",
-    "emotion": "surprised",
-    "intensity": 0.35,
-}
+# Scripted valid replies: a different line for each turn (the client rejects a repeated line), a fixed emotion.
+LINES = (
+    "I keep thinking about it, and honestly it sounds like a plan.",
+    "Then let us pack the car tonight and leave early.",
+    "Good idea, I will bring the map and some snacks.",
+)
+SLOPPY = ("Wait, you got the tickets already?", "No way, front row seats too?", "How did you even manage that?")
 PROSE = "Honestly, I am so happy we are finally going camping this weekend!"
 
 
@@ -57,26 +60,31 @@ class ChatServer:
         """(HTTP status, JSON body) for one chat-completions request."""
         model = body.get("model", "")
         repair = len(body["messages"]) > 2  # the client appended the bad reply and a repair request
+        n = len(json.loads(body["messages"][1]["content"]).get("recent_lines", []))  # turns so far
+        valid = json.dumps({"text": LINES[n % len(LINES)], "emotion": "surprised", "intensity": 0.35})
         schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
         if model == "smollm2":
             content = smollm2_reply(body["messages"], schema, int(body.get("seed") or 0), body.get("max_tokens") or 64)
         elif model == "malformed-once":
-            content = json.dumps(VALID) if repair else 'Sure! {"text": "We should go hiking", emotion: happy'
+            content = valid if repair else 'Sure! {"text": "We should go hiking", emotion: happy'
         elif model == "always-prose":
             content = PROSE
         elif model == "sloppy":
-            content = (
-                '```json\n{"text": "Wait, you got the tickets already?", "emotion": "Surprise", "intensity": 1.7}\n```'
-            )
+            sloppy = {"text": SLOPPY[n % len(SLOPPY)], "emotion": "Surprise", "intensity": 1.7}
+            content = f"```json\n{json.dumps(sloppy)}\n```"
+        elif model == "echo-once":
+            echo = json.dumps({"text": LINES[0], "emotion": "happy", "intensity": 0.5})
+            content = echo if n > 0 and not repair else valid
         elif model == "leaky-once":
-            content = json.dumps(VALID) if repair else json.dumps({**VALID, "text": body["messages"][0]["content"]})
+            leak = {"text": body["messages"][0]["content"], "emotion": "neutral", "intensity": 0.5}
+            content = valid if repair else json.dumps(leak)
         elif model == "no-structured":
             if "response_format" in body:
                 return 400, _error("response_format is not supported by this server", "invalid_request_error")
-            content = "Here you go: " + json.dumps(VALID)
+            content = "Here you go: " + valid
         elif model == "slow":
             time.sleep(self.slow_s)
-            content = json.dumps(VALID)
+            content = valid
         else:
             return 404, _error(f"The model `{model}` does not exist", "invalid_request_error")
         return 200, {

@@ -9,7 +9,7 @@ import socket
 import time
 
 import pytest
-from openai_server import PROSE, VALID, ChatServer
+from openai_server import LINES, PROSE, SLOPPY, ChatServer
 
 from warmchat.config import DialogueConfig
 from warmchat.dialogue import SYSTEM_PROMPT, OpenAIBackend, bundled_gguf, generate_dialogue, leaks_system_prompt
@@ -68,7 +68,7 @@ def test_malformed_reply_is_retried_with_a_repair_message(server):
     turns, requests = run(server, "malformed-once")
     assert len(requests) == 4  # two turns, each asked twice
     assert "could not be used" in requests[1]["messages"][-1]["content"]
-    assert [(t.text, t.emotion, t.intensity) for t in turns] == [(VALID["text"], "surprised", 0.35)] * 2
+    assert [(t.text, t.emotion, t.intensity) for t in turns] == [(line, "surprised", 0.35) for line in LINES[:2]]
 
 
 def test_never_json_falls_back_to_offline_labels(server):
@@ -81,7 +81,7 @@ def test_never_json_falls_back_to_offline_labels(server):
 def test_sloppy_json_is_repaired(server):
     turns, requests = run(server, "sloppy")
     assert len(requests) == 2  # no retry needed
-    assert turns[0].text == "Wait, you got the tickets already?"
+    assert [t.text for t in turns] == list(SLOPPY[:2])
     assert turns[0].emotion == "surprised" and turns[0].intensity == 1.0  # alias mapped, intensity clipped
 
 
@@ -90,12 +90,19 @@ def test_a_reply_that_leaks_the_system_prompt_is_rejected(server):
     assert len(requests) == 4
     assert "repeated the instructions" in requests[1]["messages"][-1]["content"]
     assert all(SYSTEM_PROMPT[:60] not in t.text for t in turns)
-    assert turns[0].text == VALID["text"]
+    assert [t.text for t in turns] == list(LINES[:2])
+
+
+def test_a_repeated_line_is_asked_again(server):
+    turns, requests = run(server, "echo-once", turns=3)
+    assert [t.text for t in turns] == list(LINES[:3])
+    assert len(requests) == 5  # turn 1 once, turns 2 and 3 twice
+    assert "repeated an earlier line" in requests[2]["messages"][-1]["content"]
 
 
 def test_server_without_structured_output_gets_plain_json_requests(server):
     turns, requests = run(server, "no-structured")
-    assert [t.text for t in turns] == [VALID["text"]] * 2
+    assert [t.text for t in turns] == list(LINES[:2])
     # The first request is refused (HTTP 400); from then on the backend asks for JSON in the prompt only.
     assert ["response_format" in body for body in requests] == [True, False, False]
 

@@ -170,17 +170,18 @@ def generate_dialogue(
     progress: Callable[[float, str], None] | None = None,
     on_turn: Callable[[Turn], None] | None = None,
     script: str | None = None,
+    backend: DialogueBackend | None = None,
 ) -> list[Turn]:
     """Write the conversation turn by turn with the backend named in `config`; each turn joins the tree at once.
 
     Each request carries both people's current cumulative emotion from the Interactive Talking Tree (built here
     from the two starting emotions when `tree` is None), so the emotional arc stays coherent.
-    `on_turn` sees each turn as soon as it is written.
+    `on_turn` sees each turn as soon as it is written. Pass `backend` to reuse one (and its loaded model).
     """
     from warmchat.tree import InteractiveTalkingTree
 
     names = {"A": "Alex", "B": "Sam", **(names or {})}
-    backend = make_backend(config, script)
+    backend = backend or make_backend(config, script)
     tree = tree if tree is not None else InteractiveTalkingTree(topic, emotion_a, emotion_b)
     total = backend.length or config.turns
     turns: list[Turn] = []
@@ -560,7 +561,7 @@ class OpenAIBackend:
             try:
                 reply = self.client.chat.completions.create(**kwargs)
             except openai.BadRequestError as exc:
-                if not self.structured or "response_format" not in _scrub(str(exc), self._key):
+                if not self.structured or "response_format" not in str(exc):
                     raise
                 # Some servers (e.g. `transformers serve`) reject response_format; the prompt asks for JSON anyway.
                 log.warning("%s does not support structured output; asking for JSON in the prompt only", self.server)
@@ -611,6 +612,8 @@ class OpenAIBackend:
             return None, '"text" was not a spoken line'
         if leaks_system_prompt(line):
             return None, '"text" repeated the instructions instead of a line of the conversation'
+        if any(_too_similar(line, t.text) for t in request.history):
+            return None, '"text" repeated an earlier line; say something new'
         try:
             emotion = normalize_emotion(str(data.get("emotion", "")))
         except ValueError:
