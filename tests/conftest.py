@@ -23,6 +23,21 @@ def examples() -> Path:
     return EXAMPLES
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's small-LLM work on one torch thread, then restore the setting.
+
+    On a small shared CPU, one thread samples SmolLM2 several times faster than two that wait on each other
+    (docs/dialogue.md has the measurements).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory) -> dict:
     """Render a 2-turn scripted conversation from the examples through the CLI, once."""

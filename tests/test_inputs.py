@@ -42,7 +42,7 @@ def test_unreadable_file(examples, tmp_path):
     ("kwargs", "field", "needle"),
     [
         ({"emotion_a": "grumpy"}, "emotion_a", "unknown emotion 'grumpy'"),
-        ({"turns": 0}, "turns", "turns must be a whole number from 1 to 30"),
+        ({"turns": 1}, "turns", "turns must be a whole number from 2 to 30"),
         ({"topic": "   "}, "topic", "the topic is empty"),
         ({"topic": "x" * 301}, "topic", "keep it under 300"),
     ],
@@ -53,6 +53,18 @@ def test_bad_choices(examples, tmp_path, kwargs, field, needle):
         generate(examples / "astronaut.png", examples / "grace_hopper.jpg", out=tmp_path / "o.mp4", **args)
     assert needle in str(info.value)
     assert info.value.field == field
+
+
+def test_script_backend_without_a_script_is_named(examples, tmp_path):
+    from warmchat import WarmChatConfig
+
+    cfg = WarmChatConfig()
+    cfg.dialogue.backend = "script"
+    with pytest.raises(InputError, match="needs a script") as info:
+        generate(
+            examples / "astronaut.png", examples / "grace_hopper.jpg", topic="x", out=tmp_path / "o.mp4", config=cfg
+        )
+    assert info.value.field == "script"
 
 
 def test_small_face_gives_the_minimum(examples):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warmchat.emotions import EMOTIONS
+from warmchat.emotions import EMOTIONS, VALENCE_AROUSAL
 from warmchat.schema import Segment, Timeline, Turn
 from warmchat.tree import InteractiveTalkingTree, build_tree
 
@@ -99,3 +101,86 @@ def test_emotion_curves_move_from_prior_towards_each_turn():
     assert np.allclose(a.sum(axis=1), 1)
     assert a[5, HAPPY] < 0.01 and a[40, HAPPY] > 0.3  # before A speaks vs after A's happy line
     assert np.all(np.diff(a[12:38, HAPPY]) >= -1e-9)  # rises smoothly while the line is spoken
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(turn_st, min_size=1, max_size=10),
+    st.lists(st.tuples(st.integers(0, 9), turn_st), max_size=3),
+    st.sampled_from(EMOTIONS),
+    st.sampled_from(EMOTIONS),
+)
+def test_same_inputs_give_the_same_result_and_json_round_trips(turns, regens, prior_a, prior_b):
+    def make():
+        tree = build_tree("topic", prior_a, prior_b, turns)
+        for index, turn in regens:
+            path = tree.active_path()
+            tree.regenerate(path[index % len(path)].id, turn)
+        return tree
+
+    first, second = make(), make()
+    assert first.to_dict() == second.to_dict()
+    loaded = InteractiveTalkingTree.from_dict(json.loads(json.dumps(first.to_dict())))
+    assert loaded.to_dict() == first.to_dict()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(EMOTIONS[1:]), st.floats(0.1, 1.0))
+def test_contagion_is_weaker_than_own_emotion_for_any_emotion(emotion, intensity):
+    k = EMOTIONS.index(emotion)
+    tree = build_tree("t", "neutral", "neutral", [Turn("A", "hi", "neutral", 0.5), Turn("B", "x", emotion, intensity)])
+    first, last = (n.id for n in tree.active_path())
+    caught = tree.cumulative_emotion("A", last)[k] - tree.cumulative_emotion("A", first)[k]
+    assert 0 < caught < tree.cumulative_emotion("B", last)[k]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 5), st.sampled_from(EMOTIONS[1:]))
+def test_each_later_turn_makes_an_old_one_matter_less(k, emotion):
+    index = EMOTIONS.index(emotion)
+
+    def mass(n_after):
+        turns = [Turn("A", "x", emotion, 1.0)] + [Turn("A", "y", "neutral", 1.0)] * n_after
+        tree = build_tree("t", "neutral", "neutral", turns)
+        return tree.cumulative_emotion("A", tree.active_path()[-1].id)[index]
+
+    assert mass(k) > mass(k + 1)
+
+
+def test_worked_example_from_the_docs():
+    """docs/dialogue.md walks through these numbers by hand; keep them true."""
+    tree = build_tree(
+        "weekend plans",
+        "happy",
+        "neutral",
+        [
+            Turn("A", "I booked the cabin for Saturday!", "happy", 0.9),
+            Turn("B", "Really? Which one?", "surprised", 0.7),
+        ],
+    )
+    node = tree.active_path()[-1].id
+    e_a, e_b = tree.cumulative_emotion("A", node), tree.cumulative_emotion("B", node)
+    np.testing.assert_allclose(e_a[[0, 1, 4]], [0.355 / 1.85, 1.18 / 1.85, 0.315 / 1.85])
+    np.testing.assert_allclose(e_b[[0, 1, 4]], [1.127 / 2.07, 0.243 / 2.07, 0.7 / 2.07])
+    va = tree.to_dict()["valence_arousal"][str(node)]["A"]
+    np.testing.assert_allclose(va, [0.544, 0.464], atol=6e-4)
+    regen = tree.regenerate(node, Turn("B", "Ugh, a cabin? I hate the cold.", "angry", 0.8))
+    np.testing.assert_allclose(
+        tree.cumulative_emotion("B", regen)[[0, 1, 3, 4]], np.array([1.117, 0.243, 0.8, 0.21]) / 2.37
+    )
+
+
+def test_valence_arousal_curves_follow_the_arc():
+    tree = build_tree("t", "neutral", "neutral", [Turn("A", "yay", "happy", 1.0), Turn("A", "oh no", "sad", 1.0)])
+    clock = Timeline(
+        audio=np.zeros(24000 * 4, np.float32),
+        sample_rate=24000,
+        fps=25,
+        segments=[Segment(0, "A", 0.2, 1.6), Segment(1, "A", 2.0, 3.6)],
+    )
+    va = tree.valence_arousal_curves(clock)["A"]
+    assert va.shape == (100, 2) and np.all(np.abs(va) <= 1)
+    assert va[0, 0] == 0  # neutral before anything is said
+    assert va[45, 0] > 0.3  # after the happy line: positive valence ...
+    assert va[99, 0] < va[45, 0]  # ... pulled down by the sad one
+    assert max(abs(v) for pair in VALENCE_AROUSAL.values() for v in pair) <= 1

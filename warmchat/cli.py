@@ -25,8 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name-a", default="Alex")
     r.add_argument("--name-b", default="Sam")
     r.add_argument("--topic", default="", help="what they talk about")
-    r.add_argument("--turns", type=int, default=4, help="lines to generate (1-30)")
+    r.add_argument("--turns", type=int, default=4, help="lines to generate (2-30)")
     r.add_argument("--script", type=Path, help="a dialogue file instead of generating: 'A: text' / 'B [sad]: text'")
+    r.add_argument(
+        "--llm",
+        choices=["local", "openai", "script"],
+        help="who writes the lines: the offline model (default), an OpenAI-compatible server (key from the "
+        "OPENAI_API_KEY environment variable, never a flag), or --script",
+    )
+    r.add_argument("--llm-model", help="model name for --llm openai (default: WARMCHAT_LLM_MODEL or gpt-4o-mini)")
+    r.add_argument("--llm-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (OPENAI_BASE_URL)")
     r.add_argument("--voice-a", default="hibari", choices=sorted(VOICES))
     r.add_argument("--voice-b", default="piper-joe", choices=sorted(VOICES))
     r.add_argument("--tts", default="offline", choices=["offline", "openai"], help="speech backend")
@@ -60,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg.speech.voice_a, cfg.speech.voice_b = args.voice_a, args.voice_b
     cfg.speech.backend = args.tts
     cfg.speech.openai_voice_a, cfg.speech.openai_voice_b = args.openai_voice_a, args.openai_voice_b
+    cfg.dialogue.backend = args.llm or ("script" if args.script else cfg.dialogue.backend)
+    cfg.dialogue.llm_model = args.llm_model or cfg.dialogue.llm_model
+    cfg.dialogue.llm_base_url = args.llm_base_url or cfg.dialogue.llm_base_url
     script = None
     if args.script is not None:
         if not args.script.is_file():

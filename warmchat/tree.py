@@ -10,6 +10,10 @@ Cumulative emotion of person ``c`` at node ``v`` (a weighted reverse-level trave
 - ``w_sib(u) = 1`` on the active path, ``sibling_weight`` for an inactive take;
 - ``p(u)`` is the utterance's (8,) emotion distribution, ``prior_c`` the person's chosen starting emotion;
 - defaults (see `TreeConfig`): lambda = 0.6, kappa = 0.45, w_sib = 0.3, beta = 0.8, D = 6.
+
+A turn's ``p(u)`` is its soft label: ``intensity`` on its emotion, the rest on neutral. Each cumulative emotion also
+has circumplex coordinates ``(valence, arousal) = sum_e E_c[e] * VA[e]`` (see `emotions.VALENCE_AROUSAL`), for
+plots and for blending expressions. A worked example with numbers is in docs/dialogue.md.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from warmchat.config import TreeConfig
-from warmchat.emotions import EMOTIONS, soft_label
+from warmchat.emotions import EMOTIONS, soft_label, valence_arousal
 from warmchat.schema import Speaker, Timeline, Turn
 
 
@@ -146,6 +150,10 @@ class InteractiveTalkingTree:
             curves[person] = out
         return curves
 
+    def valence_arousal_curves(self, timeline: Timeline) -> dict[str, np.ndarray]:
+        """Per-frame (valence, arousal) of both people, (T, 2) each in [-1, 1], from `emotion_curves`."""
+        return {person: valence_arousal(curve) for person, curve in self.emotion_curves(timeline).items()}
+
     def set_times(self, timeline: Timeline) -> None:
         """Record each active node's start/end from the conversation clock."""
         for node, seg in zip(self.active_path(), timeline.segments, strict=True):
@@ -161,6 +169,14 @@ class InteractiveTalkingTree:
             "nodes": [asdict(n) for n in self.nodes],
             "cumulative": {
                 str(n.id): {c: [round(float(x), 5) for x in self.cumulative_emotion(c, n.id)] for c in ("A", "B")}
+                for n in self.active_path()
+            },
+            # (valence, arousal) of each person's cumulative emotion after each active turn: the arc at a glance
+            "valence_arousal": {
+                str(n.id): {
+                    c: [round(float(x), 4) for x in valence_arousal(self.cumulative_emotion(c, n.id))]
+                    for c in ("A", "B")
+                }
                 for n in self.active_path()
             },
         }

