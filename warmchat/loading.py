@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
-_LOAD_LOCK = threading.RLock()  # re-entrant: a loader may call another loader
+LOAD_LOCK = threading.RLock()  # re-entrant: a loader may call another loader
 
 
 def load_once(fn: Callable[..., T]) -> Callable[..., T]:
@@ -21,7 +21,7 @@ def load_once(fn: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with _LOAD_LOCK:
+        with LOAD_LOCK:
             return cached(*args, **kwargs)
 
     wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from warmchat.config import RenderConfig, on_hf_space, on_zero_gpu
 from warmchat.device import pick_device
 from warmchat.errors import BackendUnavailable
 from warmchat.face import FaceRig
+from warmchat.loading import LOAD_LOCK
 from warmchat.render.cpu import CpuRenderer
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,6 @@ def person_seed(seed: int, person: str) -> int:
 # --- model loading -------------------------------------------------------------------------------------------------
 
 _PIPELINES: dict[tuple, Any] = {}  # loaded once per process; a ZeroGPU call's forked worker inherits them
-_LOAD_LOCK = threading.Lock()
 _PIPE_LOCK = threading.Lock()  # a pipeline's scheduler keeps per-call state, so one call at a time
 
 
@@ -191,7 +191,7 @@ def load_diffusion_pipeline(cfg: RenderConfig, device: str | None = None, local_
     """
     device = device or pick_device()
     key = (cfg.base_model, cfg.controlnet_model, cfg.controlnet_subfolder, cfg.lora_model, device, cfg.dtype)
-    with _LOAD_LOCK:
+    with LOAD_LOCK:
         if key in _PIPELINES:
             return key, _PIPELINES[key]
         try:
