@@ -82,6 +82,8 @@ def run_generate(
     openai_voice_b="onyx",
     api_base_url="",
     api_key="",
+    llm="local",
+    llm_model="gpt-4o-mini",
     progress=gr.Progress(),
 ):
     """Streams the conversation: the transcript grows as lines are written, the video plays turn by turn, and the
@@ -100,10 +102,13 @@ def run_generate(
     cfg.render.renderer = renderer
     cfg.speech.backend = tts
     cfg.speech.openai_voice_a, cfg.speech.openai_voice_b = openai_voice_a.strip(), openai_voice_b.strip()
+    cfg.dialogue.backend = llm
+    cfg.dialogue.llm_model = (llm_model or "").strip() or cfg.dialogue.llm_model
+    # One OpenAI-compatible server for both the LLM and the TTS; the key lives only in this request's config.
     if (api_base_url or "").strip():
-        cfg.speech.openai_base_url = api_base_url.strip()
+        cfg.speech.openai_base_url = cfg.dialogue.llm_base_url = api_base_url.strip()
     if (api_key or "").strip():
-        cfg.speech.openai_api_key = api_key.strip()
+        cfg.speech.openai_api_key = cfg.dialogue.api_key = api_key.strip()
     out_dir = _new_output_dir()
     lines = []
     yield {
@@ -238,6 +243,10 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
                          ("Diffusion (CUDA GPU)", "diffusion")]  # fmt: skip
             renderer = gr.Dropdown(renderers, value="auto", label="Renderer")
         with gr.Row():
+            llm = gr.Radio([("Offline model (SmolLM2)", "local"), ("OpenAI-compatible LLM", "openai")],
+                           value="local", label="Dialogue (ignored when a script is given)")  # fmt: skip
+            llm_model = gr.Textbox(value="gpt-4o-mini", label="LLM model (OpenAI-compatible)", max_lines=1)
+        with gr.Row():
             tts = gr.Radio([("Offline voices", "offline"), ("OpenAI-compatible TTS", "openai")], value="offline",
                            label="Speech")  # fmt: skip
             openai_voice_a = gr.Textbox(value="coral", label="OpenAI voice (A)", max_lines=1)
@@ -264,7 +273,7 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
         files.render()
     outputs = [live, video, plot_png, plot, transcript, files, status, err_a, err_b, err_script]
     settings = [script, voice_a, voice_b, size, fps, seed, renderer, tts, openai_voice_a, openai_voice_b,
-                api_base_url, api_key]  # fmt: skip
+                api_base_url, api_key, llm, llm_model]  # fmt: skip
     event = button.click(run_generate, inputs=[*inputs, *settings], outputs=outputs, api_name="generate")
     stop.click(None, cancels=[event])
 

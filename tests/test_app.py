@@ -156,3 +156,29 @@ def test_no_face_upload_shows_error_next_to_portrait(server, browser, tmp_path):
     page.wait_for_selector("#error_b:has-text('no human face found')", timeout=60_000)
     assert page.locator("#error_a").is_hidden()
     page.close()
+
+
+def test_openai_compatible_llm_from_the_app_never_echoes_the_key(server):
+    """The app's OpenAI-compatible settings reach a real server; the key authorises but is never sent back."""
+    import secrets
+
+    from gradio_client import Client, handle_file
+    from openai_server import LINES, ChatServer
+
+    key = "sk-app-" + secrets.token_hex(12)
+    llm_server = ChatServer(api_key=key).start()
+    try:
+        result = Client(server, verbose=False).predict(
+            handle_file(str(EXAMPLES / "astronaut.png")), "Eileen", "happy",
+            handle_file(str(EXAMPLES / "grace_hopper.jpg")), "Grace", "neutral", "a road trip", 2, "", "hibari",
+            "piper-joe", 256, 25, 0, "auto", "offline", "coral", "onyx", llm_server.base_url, key, "openai",
+            "malformed-once", api_name="/generate",
+        )  # fmt: skip
+    finally:
+        llm_server.stop()
+    transcript, status = result[4], result[6]
+    assert LINES[0] in transcript and "Done: 2 turns" in status
+    assert len(llm_server.requests) >= 2  # the server wrote the lines (and was asked again after a malformed reply)
+    assert key not in repr(result)
+    for path in result[5]:  # MP4, SRT, tree JSON, PNG
+        assert key.encode() not in Path(path).read_bytes()
