@@ -14,6 +14,7 @@ import pandas as pd
 
 from warmchat import InputError, WarmChatConfig, WarmChatError
 from warmchat.emotions import EMOTIONS
+from warmchat.health import check_environment
 from warmchat.pipeline import Finished, Notice, SegmentRendered, TurnWritten, iter_generate
 from warmchat.plots import timeline_rows
 from warmchat.speech import VOICES
@@ -281,6 +282,8 @@ demo.queue(default_concurrency_limit=2, max_size=20)
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
+    for problem in check_environment():
+        log.warning(problem)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         theme=gr.themes.Soft(),

@@ -149,3 +149,14 @@ def test_profile_and_tiny_faces_are_refused_with_the_limit(examples):
     check_face((lm - center) @ rotation_matrix(np.radians(25), 0, 0).T + center, (512, 512), "B")  # fine
     with pytest.raises(InputError, match=r"too small .* at least 64 px"):
         check_face(center + (lm - center) * 0.2, (512, 512), "B")
+
+
+def test_doctor_reports_a_missing_ffprobe_with_the_fix(monkeypatch):
+    import shutil
+
+    from warmchat.health import check_environment
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "ffprobe" else real_which(name))
+    problems = check_environment()
+    assert any("ffprobe" in p and "apt-get install ffmpeg" in p for p in problems)

@@ -17,6 +17,7 @@ from warmchat.speech import VOICES
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m warmchat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check what this machine is missing and how to fix it")
     r = sub.add_parser("render", help="render a conversation video from two portraits")
     r.add_argument("--portrait-a", required=True, type=Path, help="photo of person A (speaks first)")
     r.add_argument("--portrait-b", required=True, type=Path, help="photo of person B")
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from warmchat.health import check_environment
+
+        problems = check_environment()
+        print("\n".join(f"- {p}" for p in problems) if problems else "Everything WarmChat's defaults need is here.")
+        return 1 if problems else 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from warmchat.pipeline import generate
 
