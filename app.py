@@ -33,8 +33,8 @@ EXAMPLE_ROWS = [
      "a bug in the flight software", 4],
 ]  # fmt: skip
 # "lazy" renders an example the first time someone clicks it and serves it instantly after; "eager" renders all
-# at start-up (as a Space build should); "off" only fills the inputs.
-CACHE_EXAMPLES = os.environ.get("WARMCHAT_CACHE_EXAMPLES", "lazy")
+# at start-up (the default on a Space, so the first visitor waits for nothing); "off" only fills the inputs.
+CACHE_EXAMPLES = os.environ.get("WARMCHAT_CACHE_EXAMPLES", "eager" if os.environ.get("SPACE_ID") else "lazy")
 OUTPUT_TTL_S = 3600  # per-request working folders older than this are removed (Gradio keeps its own copies)
 # Gradio's streaming video needs ffmpeg and ffprobe on PATH; without them the video appears when complete.
 CAN_STREAM = bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
