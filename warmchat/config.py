@@ -76,8 +76,9 @@ class TreeConfig:
 
 @dataclass
 class MotionConfig:
-    head_sway: float = 1.0  # scale of the random head motion (0 = still)
-    blink_rate_per_min: float = 16.0  # mean blinks per minute
+    head_sway: float = 1.0  # scale of the generated (CRHMG) head motion; 0 = still but for listeners' nods
+    head_variety: float = 1.0  # CRHMG noise scale eps, 0..1: 0 = every person moves the model's average way
+    blink_rate_per_min: float = 0.0  # mean spontaneous blinks per minute; 0 = the rate measured on real faces
     transition_s: float = 0.2  # speaker/listener blend at turn boundaries
 
 

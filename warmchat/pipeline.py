@@ -184,7 +184,7 @@ def iter_generate(
     voices = speech.voices_for(cfg.speech)
     builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
     rngs = np.random.default_rng(cfg.seed).spawn(2)
-    params = {p: motion.draw_person_motion(rngs[i], cfg.motion.blink_rate_per_min) for i, p in enumerate("AB")}
+    params = {p: motion.draw_person_motion(rngs[i], cfg.motion) for i, p in enumerate("AB")}
     captioner = compose.Captioner(2 * size, [], names) if cfg.compose.subtitles else None
     writer = _SegmentWriter(renderers, captioner, size, cfg.compose.crf, cfg.render.batch_frames)
     parts = paths["video"].with_suffix(".parts")

@@ -56,5 +56,10 @@ for _e, _controls in PROTOTYPES.items():
 
 
 def emotion_expression(curve: np.ndarray, gain: float = 1.0) -> np.ndarray:
-    """(T, K) expression for a (T, 8) emotion distribution: the probability-weighted mix of prototypes."""
-    return (np.asarray(curve, dtype=np.float32) @ PROTOTYPE_MATRIX) * gain
+    """(T, K) expression for a (T, 8) emotion distribution: the probability-weighted mix of prototypes.
+
+    An elementwise sum rather than a matrix product: BLAS may round differently for different numbers of rows,
+    and a frame's expression must not depend on how many frames are computed with it (turn-by-turn rendering).
+    """
+    curve = np.asarray(curve, dtype=np.float32)
+    return (curve[:, :, None] * PROTOTYPE_MATRIX[None]).sum(axis=1) * gain

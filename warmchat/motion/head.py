@@ -1,100 +1,113 @@
-"""Head motion, blinks and listener nods: seeded, smooth, bounded, and computable for any frame range."""
+"""Per-person random motion state (drawn once from the seed), blinks, and the head pose from CRHMG."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from warmchat.controls import INDEX, K
-from warmchat.motion.speaker import frame_energy
-from warmchat.schema import Speaker, Timeline
+from warmchat.motion.crhmg import FPS as MODEL_FPS
+from warmchat.motion.crhmg import HeadState, generate_head
 
-# Amplitude (radians / face heights) of slow head sway per axis: yaw, pitch, roll, tx, ty, scale.
-SWAY = np.array([0.05, 0.035, 0.025, 0.012, 0.008, 0.01])
-N_COMPONENTS = 4  # sinusoids per axis
-HORIZON_S = 4 * 3600.0  # blinks are drawn this far ahead: longer than any conversation
+HORIZON_S = 4 * 3600.0  # spontaneous blinks are drawn this far ahead: longer than any conversation
+BLINK_RANGE_S = (0.12, 0.45)  # drawn durations are kept within what eyes physically do
 
 
 @dataclass
 class PersonMotion:
-    """One person's random motion parameters, drawn once from the seed.
+    """One person's random motion parameters and generated head motion so far.
 
-    Every frame's motion is a pure function of these and the timeline, so a conversation can be rendered turn
-    by turn (streaming) and still give exactly the frames a single pass would.
+    Every frame's motion is a pure function of these, the seed and the timeline up to that frame, so a
+    conversation rendered turn by turn (streaming) gets exactly the frames a single pass would; the head model's
+    finished windows are cached here so each turn only generates new ones.
     """
 
-    freqs: np.ndarray  # (6, C) Hz, head sway sinusoids per pose axis
-    phases: np.ndarray  # (6, C) radians
-    amps: np.ndarray  # (6, C) relative amplitudes
-    blink_starts: np.ndarray  # (N,) seconds
+    blink_starts: np.ndarray  # (N,) seconds: spontaneous blinks
     blink_lengths: np.ndarray  # (N,) seconds
-    nod_seed: int
+    seed: int  # per-turn draws (reactions, phrase-end blinks) derive from (seed, turn)
+    head: HeadState = field(repr=False)  # CRHMG state: noise seed and finished windows
+    lines: dict = field(default_factory=dict, repr=False)  # turn index -> (first frame, (n, K) speaker controls)
 
 
-def draw_person_motion(rng: np.random.Generator, blink_rate_per_min: float) -> PersonMotion:
-    freqs = rng.uniform(0.08, 0.6, (6, N_COMPONENTS))
-    phases = rng.uniform(0, 2 * np.pi, (6, N_COMPONENTS))
-    amps = rng.uniform(0.5, 1.0, (6, N_COMPONENTS)) / freqs**0.5  # slower components move further, as heads do
-    mean_gap = 60.0 / blink_rate_per_min
+def draw_person_motion(
+    rng: np.random.Generator, blink_rate_per_min: float, blink_duration_s: tuple[float, float], head_variety: float
+) -> PersonMotion:
+    """Draw one person's motion parameters.
+
+    Args:
+        blink_duration_s: (median seconds, log-normal sigma) of blink durations, measured on real faces.
+        head_variety: eps of CRHMG's controlled noise, 0..1.
+    """
+    mean_gap = 60.0 / max(blink_rate_per_min, 1e-3)
     n = int(HORIZON_S / mean_gap * 1.5) + 10
-    gaps = np.maximum(rng.exponential(mean_gap, n), 0.6)  # no two blinks closer than 0.6 s
+    # Inter-blink intervals of real people are right-skewed with a refractory floor: a shifted exponential.
+    gaps = 0.6 + rng.exponential(max(mean_gap - 0.6, 0.1), n)
     starts = np.cumsum(gaps) - gaps[0] * 0.5
-    return PersonMotion(
-        freqs=freqs,
-        phases=phases,
-        amps=amps,
-        blink_starts=starts,
-        blink_lengths=rng.uniform(0.2, 0.3, n),
-        nod_seed=int(rng.integers(2**31)),
-    )
+    median, sigma = blink_duration_s
+    lengths = np.clip(median * np.exp(sigma * 0.5 * rng.standard_normal(n)), *BLINK_RANGE_S)
+    seed = int(rng.integers(2**31))
+    return PersonMotion(starts, lengths, seed, HeadState(seed=int(rng.integers(2**31)), eps=head_variety))
 
 
-def head_motion(params: PersonMotion, t: np.ndarray, speaking: np.ndarray, sway: float = 1.0) -> np.ndarray:
-    """(T, 6) head pose at times `t` (seconds); speakers move more than listeners."""
-    wave = params.amps[:, :, None] * np.sin(2 * np.pi * params.freqs[:, :, None] * t + params.phases[:, :, None])
-    unit = wave.sum(axis=1) / np.sqrt((params.amps**2).sum(axis=1) / 2)[:, None]  # (6, T) unit RMS
-    pose = (SWAY[:, None] * unit * (0.6 + 0.8 * speaking) * sway).T
-    pose[:, 5] += 1.0
-    return pose
-
-
-def blink_track(params: PersonMotion, t: np.ndarray) -> np.ndarray:
-    """(T, K) blink controls at times `t`: each blink a fast close and a slower open (~0.25 s)."""
-    out = np.zeros((len(t), K), dtype=np.float32)
-    if len(t) == 0:
-        return out
-    first = np.searchsorted(params.blink_starts + params.blink_lengths, t[0])
-    last = np.searchsorted(params.blink_starts, t[-1], side="right")
+def blink_curve(starts: np.ndarray, lengths: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(T,) lid closure 0..1 at times `t` for blinks (start, length): a fast close and a slower opening."""
     value = np.zeros(len(t))
-    for start, length in zip(params.blink_starts[first:last], params.blink_lengths[first:last], strict=True):
+    if len(t) == 0 or len(starts) == 0:
+        return value
+    first = np.searchsorted(starts + lengths, t[0])
+    last = np.searchsorted(starts, t[-1], side="right")
+    for start, length in zip(starts[first:last], lengths[first:last], strict=True):
         x = (t - start) / length
-        shape = np.where(x < 0.35, x / 0.35, 1 - (x - 0.35) / 0.65)  # close fast, open slower
+        shape = np.where(x < 0.35, np.sin(x / 0.35 * np.pi / 2), np.cos((x - 0.35) / 0.65 * np.pi / 2))
         value = np.maximum(value, np.where((x >= 0) & (x <= 1), shape, 0.0))
-    out[:, INDEX["eyeBlink_L"]] = out[:, INDEX["eyeBlink_R"]] = value
+    return value
+
+
+def blink_track(params: PersonMotion, events: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(T, K) blink controls at times `t`: spontaneous blinks, some moved to `events` (phrase ends, seconds).
+
+    Each event takes the place of the next spontaneous blink (people blink at phrase ends instead of at random,
+    not in addition), so the rate stays that of real faces. Only events before a blink can remove it, so frames
+    never depend on anything later than themselves.
+    """
+    starts, lengths = params.blink_starts, params.blink_lengths
+    if len(events):
+        keep = np.ones(len(starts), bool)
+        for ev in np.sort(events):
+            k = np.searchsorted(starts, ev)
+            while k < len(starts) and not keep[k]:
+                k += 1
+            if k < len(starts):
+                keep[k] = False
+        starts, lengths = starts[keep], lengths[keep]
+        starts = np.concatenate([starts, events])
+        lengths = np.concatenate([lengths, np.full(len(events), float(np.median(params.blink_lengths)))])
+        order = np.argsort(starts)
+        starts, lengths = starts[order], lengths[order]
+    out = np.zeros((len(t), K), np.float32)
+    out[:, INDEX["eyeBlink_L"]] = out[:, INDEX["eyeBlink_R"]] = blink_curve(starts, lengths, t)
     return out
 
 
-def listener_nods(person: Speaker, timeline: Timeline, params: PersonMotion) -> np.ndarray:
-    """(T,) pitch offsets (radians): small nods while the other person speaks, at their pauses and line ends."""
-    n, fps = timeline.n_frames, timeline.fps
-    pitch = np.zeros(n)
-    db = frame_energy(timeline.audio, timeline.sample_rate, fps, n)
-    nod_len = int(0.7 * fps)
-    shape = np.sin(np.linspace(0, np.pi, nod_len)) ** 2 * 0.07
-    for seg in timeline.segments:
-        if seg.speaker == person:
-            continue
-        rng = np.random.default_rng([params.nod_seed, seg.turn_index])  # the same nods however far we render
-        f0, f1 = int(seg.start * fps), min(int(seg.end * fps), n)
-        quiet = db[f0:f1] < np.percentile(db[f0:f1], 95) - 25 if f1 > f0 else np.zeros(0, bool)
-        # Pause starts (quiet after sound) inside the line, plus the line's end.
-        starts = [f0 + i for i in range(1, len(quiet)) if quiet[i] and not quiet[i - 1]] + [f1]
-        last = -nod_len
-        for s in starts:
-            if s - last < nod_len or rng.random() > 0.7:
-                continue
-            e = min(s + nod_len, n)
-            pitch[s:e] += shape[: e - s] * rng.uniform(0.6, 1.2)
-            last = s
-    return pitch
+def head_pose(params: PersonMotion, cond: np.ndarray, fps: int, start: int, end: int, sway: float) -> np.ndarray:
+    """(end - start, 6) head pose from CRHMG for video frames [start, end).
+
+    Args:
+        cond: (>= end, 3) conditions per video frame (speaking, arousal, voice level), final up to `end`.
+        sway: scale of the motion (0 = still).
+    """
+    if fps == MODEL_FPS:
+        pose = generate_head(params.head, cond, end, end)
+    else:  # the model runs at 25 fps: resample the conditions in and the poses out
+        n_model = int(np.ceil(end * MODEL_FPS / fps)) + 1
+        t_model = np.arange(n_model) / MODEL_FPS
+        t_video = np.arange(end) / fps
+        cond_m = np.stack([np.interp(t_model, t_video, cond[:end, j]) for j in range(cond.shape[1])], 1)
+        known = int(np.floor((end - 1) / fps * MODEL_FPS)) + 1  # model frames whose conditions are final
+        raw = generate_head(params.head, cond_m, known, max(known, n_model))
+        pose = np.stack([np.interp(t_video, t_model[: len(raw)], raw[:, j]) for j in range(6)], 1)
+    pose = pose[start:end].copy()
+    pose[:, :5] *= sway
+    pose[:, 5] = 1.0 + (pose[:, 5] - 1.0) * sway
+    return pose

@@ -1,0 +1,111 @@
+"""Audio features aligned to video frames (log-mel, loudness, pitch), shared by motion extraction and motion models.
+
+One function computes them for the real clips (training) and for synthesised speech (inference), so a model trained
+on one sees the same numbers on the other. Each value depends only on the audio near its frame, and callers pass a
+fixed stretch of audio (one turn), so the features of frames already rendered never change when the conversation
+grows.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+FEATURE_SR = 16000  # speech content below 8 kHz is all the mouth follows
+HOP = 160  # 10 ms analysis hop at 16 kHz, pooled to the video rate
+WIN = 400  # 25 ms analysis window
+N_FFT = 512
+N_MELS = 40
+F0_RANGE = (70.0, 400.0)  # Hz: adult speaking voices
+SILENT_DB = -100.0  # level reported where there is no audio at all
+
+
+@dataclass
+class FrameFeatures:
+    """Audio features per video frame."""
+
+    mel: np.ndarray  # (T, N_MELS) float32 natural-log mel power
+    energy_db: np.ndarray  # (T,) float32 RMS level in dBFS over the frame's span
+    f0: np.ndarray  # (T,) float32 pitch in Hz, 0 where unvoiced
+
+    def __len__(self) -> int:
+        return len(self.energy_db)
+
+
+def silent_features(n_frames: int) -> FrameFeatures:
+    """Features of `n_frames` frames of silence."""
+    return FrameFeatures(
+        mel=np.full((n_frames, N_MELS), np.log(1e-10), np.float32),
+        energy_db=np.full(n_frames, SILENT_DB, np.float32),
+        f0=np.zeros(n_frames, np.float32),
+    )
+
+
+@functools.cache
+def _mel_filters() -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=FEATURE_SR, n_fft=N_FFT, n_mels=N_MELS, fmin=50.0, fmax=7600.0).astype(np.float32)
+
+
+def _analysis(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """100 Hz frames of a 16 kHz signal: (F, N_MELS) mel power, (F,) mean square, (F,) F0 (0 unvoiced)."""
+    import librosa
+
+    n = len(y) // HOP + 1
+    padded = np.pad(y.astype(np.float32), (WIN // 2, WIN // 2 + HOP))
+    idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]
+    frames = padded[idx]  # (F, WIN), frame k centred on sample k * HOP
+    window = np.hanning(WIN).astype(np.float32)
+    power = np.abs(np.fft.rfft(frames * window, N_FFT, axis=1)) ** 2 / (window**2).sum()
+    mel = power.astype(np.float32) @ _mel_filters().T
+    mean_sq = (frames.astype(np.float64) ** 2).mean(axis=1)
+    if len(y) >= 1024:
+        f0 = librosa.yin(y, fmin=F0_RANGE[0], fmax=F0_RANGE[1], sr=FEATURE_SR, frame_length=1024, hop_length=HOP)
+        f0 = np.pad(f0, (0, max(0, n - len(f0))))[:n]
+    else:
+        f0 = np.zeros(n)
+    # YIN always answers; keep its F0 only in frames loud enough to be voiced speech.
+    db = 10 * np.log10(mean_sq + 1e-12)
+    voiced = db > max(np.percentile(db, 95) - 25.0, -60.0)
+    return mel, mean_sq, np.where(voiced, f0, 0.0)
+
+
+def frame_features(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> FrameFeatures:
+    """Features of `n_frames` video frames, frame f centred at f / fps seconds into `audio`.
+
+    Args:
+        audio: (S,) float mono in [-1, 1]; frames past its end read as silence.
+        sample_rate: of `audio`.
+    Returns:
+        FrameFeatures, each frame pooling the 10 ms analysis frames within half a video frame of its centre.
+    """
+    if n_frames <= 0:
+        return silent_features(0)
+    from warmchat.speech.audio import resample
+
+    y = resample(np.asarray(audio, np.float32), sample_rate, FEATURE_SR)
+    need = int(np.ceil((n_frames + 1) / fps * FEATURE_SR))
+    y = np.pad(y, (0, max(0, need - len(y))))
+    mel, mean_sq, f0 = _analysis(y)
+    t = np.arange(len(mean_sq)) * HOP / FEATURE_SR
+    # Each analysis frame belongs to the video frame whose centre is nearest.
+    owner = np.clip(np.round(t * fps).astype(int), 0, None)
+    keep = owner < n_frames
+    owner, mel, mean_sq, f0 = owner[keep], mel[keep], mean_sq[keep], f0[keep]
+    count = np.bincount(owner, minlength=n_frames).astype(np.float64)
+    mel_sum = np.zeros((n_frames, N_MELS))
+    np.add.at(mel_sum, owner, np.log(mel + 1e-10))
+    energy = np.bincount(owner, weights=mean_sq, minlength=n_frames) / np.maximum(count, 1)
+    voiced = f0 > 0
+    f0_sum = np.bincount(owner, weights=np.where(voiced, np.log(np.maximum(f0, 1.0)), 0.0), minlength=n_frames)
+    n_voiced = np.bincount(owner, weights=voiced.astype(float), minlength=n_frames)
+    return FrameFeatures(
+        mel=(mel_sum / np.maximum(count, 1)[:, None]).astype(np.float32),
+        energy_db=(10 * np.log10(energy + 1e-10)).astype(np.float32),
+        f0=np.where(n_voiced * 2 >= np.maximum(count, 1), np.exp(f0_sum / np.maximum(n_voiced, 1)), 0.0).astype(
+            np.float32
+        ),
+    )

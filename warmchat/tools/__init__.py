@@ -1,0 +1,1 @@
+"""Command-line tools that prepare data for WarmChat's models (motion extraction, training)."""
