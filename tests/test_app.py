@@ -182,3 +182,26 @@ def test_openai_compatible_llm_from_the_app_never_echoes_the_key(server):
     assert key not in repr(result)
     for path in result[5]:  # MP4, SRT, tree JSON, PNG
         assert key.encode() not in Path(path).read_bytes()
+
+
+def test_cancel_frees_the_workers(server):
+    """Two long requests fill both workers; cancelling them lets a short request through at once."""
+    from gradio_client import Client, handle_file
+
+    long_script = "\n".join(
+        f"{'AB'[i % 2]}: This is line number {i + 1} of a very long conversation." for i in range(20)
+    )
+    client = Client(server, verbose=False)
+    args = [handle_file(str(EXAMPLES / "astronaut.png")), "Eileen", "happy",
+            handle_file(str(EXAMPLES / "grace_hopper.jpg")), "Grace", "neutral", "a walk", 2]  # fmt: skip
+    jobs = [client.submit(*args, long_script, "hibari", "piper-joe", 384, 25, 0, api_name="/generate") for _ in "12"]
+    deadline = time.time() + 90
+    while time.time() < deadline and not all(job.outputs() for job in jobs):  # both have started streaming
+        time.sleep(0.2)
+    assert all(job.outputs() for job in jobs)
+    for job in jobs:
+        job.cancel()
+    start = time.time()
+    result = client.predict(*args, TWO_LINES, "hibari", "piper-joe", 256, 25, 0, api_name="/generate")
+    assert "Done: 2 turns" in result[6]
+    assert time.time() - start < 45  # the 20-turn jobs alone would hold both workers for minutes
