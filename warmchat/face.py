@@ -21,7 +21,7 @@ MAX_YAW_DEG = 45.0  # beyond this the far half of the face is hidden and cannot 
 UPSCALE_NOTE = 2.5  # crops upscaled more than this look soft; the rig says so in its notes
 
 # MediaPipe face-mesh landmark indices used across stages.
-FOREHEAD, CHIN, NOSE_TIP = 10, 152, 1
+FOREHEAD, CHIN = 10, 152
 EAR_R, EAR_L = 234, 454  # the face oval's widest points, just in front of the ears
 FACE_OVAL = (
     10,

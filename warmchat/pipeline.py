@@ -185,11 +185,11 @@ def iter_generate(
     builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
     rngs = np.random.default_rng(cfg.seed).spawn(2)
     params = {p: motion.draw_person_motion(rngs[i], cfg.motion) for i, p in enumerate("AB")}
-    captioner = compose.Captioner(2 * size, [], names) if cfg.compose.subtitles else None
+    lines: list[Turn] = []  # grows as turns arrive; the captioner reads the same list
+    captioner = compose.Captioner(2 * size, lines, names) if cfg.compose.subtitles else None
     writer = _SegmentWriter(renderers, captioner, size, cfg.compose.crf, cfg.render.batch_frames)
     parts = paths["video"].with_suffix(".parts")
     parts.mkdir(exist_ok=True)
-    lines: list[Turn] = []
     utterances = []
     segments: list[Path] = []
     clock = builder.timeline()
@@ -230,7 +230,6 @@ def iter_generate(
                     clock,
                     done,
                     end,
-                    lines,
                     lambda f, i=i: progress(
                         (i + 0.2 + 0.8 * f) / n_turns, f"rendering turn {i + 1}/{n_turns} — {f:.0%}"
                     ),
@@ -286,12 +285,9 @@ class _SegmentWriter:
         clock: Timeline,
         start: int,
         end: int,
-        lines: list[Turn],
         progress: Callable[[float], None],
     ) -> None:
         """Frames [start, end) with the matching slice of the conversation audio."""
-        if self.captioner is not None:
-            self.captioner.turns = lines
         height = self.size + (compose.CAPTION_H if self.captioner else 0)
         samples_per_frame = clock.sample_rate / clock.fps
         audio = clock.audio[round(start * samples_per_frame) : round(end * samples_per_frame)]

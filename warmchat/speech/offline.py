@@ -33,7 +33,6 @@ MISAKI_TO_IPA |= {"ʤ": "dʒ", "ʧ": "tʃ", "ʣ": "dz", "ʦ": "ts"}
 DIPHTHONGS = frozenset({"aɪ", "eɪ", "oʊ", "aʊ", "ɔɪ", "əʊ"})
 # Name of the duration tensor in hibari.onnx: the Clip after Round, integer units of 2 frames per phoneme id.
 HIBARI_DURATION_OP = "Clip"
-HIBARI_FRAMES_PER_UNIT = 2
 
 
 def merge_tokens(tokens: list[tuple[str, float, int]]) -> list[tuple[str, float, float, int]]:
