@@ -112,6 +112,55 @@ class ComposeConfig:
     crf: int = 20  # H.264 quality (lower = better, larger)
 
 
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+@dataclass
+class LimitsConfig:
+    """Bounds on one request's work, so no single input can exhaust the server (README: public Space)."""
+
+    line_words: int = 80  # words in one spoken line (a longer line is an error naming the line)
+    line_chars: int = 600  # characters in one spoken line
+    script_lines: int = 400  # lines in one script (the app uses `app_limits()`: 12 by default)
+    speech_s: float = 3600.0  # seconds of speech in one conversation, all turns together
+    max_size: int = 1024  # pixels per face
+    max_fps: int = 60
+    image_pixels: int = 40_000_000  # decoded portrait size; larger images are refused before decoding
+    image_bytes: int = 30_000_000  # portrait file size
+    speech_cache_mb: int = 200  # on-disk speech cache; least recently used entries are evicted beyond this
+
+
+def app_limits() -> LimitsConfig:
+    """The limits the app applies to visitors; each is a setting (environment variable) with this default."""
+    return LimitsConfig(
+        line_words=_env_int("WARMCHAT_APP_MAX_LINE_WORDS", 60),
+        line_chars=_env_int("WARMCHAT_APP_MAX_LINE_CHARS", 400),
+        script_lines=_env_int("WARMCHAT_APP_MAX_TURNS", 12),
+        speech_s=float(_env_int("WARMCHAT_APP_MAX_SPEECH_S", 180)),
+        max_size=_env_int("WARMCHAT_APP_MAX_SIZE", 512),
+        max_fps=_env_int("WARMCHAT_APP_MAX_FPS", 30),
+        image_pixels=_env_int("WARMCHAT_APP_MAX_IMAGE_PIXELS", 40_000_000),
+        image_bytes=_env_int("WARMCHAT_APP_MAX_IMAGE_BYTES", 20_000_000),
+        speech_cache_mb=_env_int("WARMCHAT_SPEECH_CACHE_MB", 200),
+    )
+
+
+def allow_custom_server_url() -> bool:
+    """Whether app visitors may type their own OpenAI-compatible server URL (WARMCHAT_ALLOW_CUSTOM_LLM_URL).
+
+    Off by default on a Hugging Face Space (a visitor URL makes the server send requests to a host of the
+    visitor's choosing), on elsewhere (a local app is its operator's own).
+    """
+    value = os.environ.get("WARMCHAT_ALLOW_CUSTOM_LLM_URL", "").strip().lower()
+    if value:
+        return value in ("1", "true", "yes", "on")
+    return not on_hf_space()
+
+
 def on_hf_space() -> bool:
     """True on a Hugging Face Space (the platform sets SPACE_ID)."""
     return bool(os.environ.get("SPACE_ID"))
@@ -132,3 +181,4 @@ class WarmChatConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     compose: ComposeConfig = field(default_factory=ComposeConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
