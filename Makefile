@@ -38,6 +38,7 @@ demo: setup sysdeps-demo
 test: setup sysdeps-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m browser  # the browser tests, kept out of the default (fast) suite
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -18,6 +18,8 @@ from conftest import EXAMPLES, ROOT
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TWO_LINES = "A [happy]: What a lovely day for a portrait!\nB [surprised]: Oh! I did not see you there."
 SHOTS = ROOT / "out" / "screenshots"
+# The operator's keys, set in the app's environment: they must never reach a server a visitor chose.
+OPERATOR_KEYS = {"OPENAI_API_KEY": "sk-operator-llm-0123456789", "WARMCHAT_TTS_API_KEY": "sk-operator-tts-0123456789"}
 
 
 def _free_port() -> int:
@@ -30,7 +32,7 @@ def _free_port() -> int:
 def server():
     port = _free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "WARMCHAT_CACHE_EXAMPLES": "off",
-           "GRADIO_ANALYTICS_ENABLED": "False"}  # fmt: skip
+           "GRADIO_ANALYTICS_ENABLED": "False", **OPERATOR_KEYS}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
@@ -90,7 +92,7 @@ def test_api_reports_no_face_clearly(server, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser():  # only for tests marked `browser` (run by `make test` after the default suite)
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install chromium); browser tests need it")
     from playwright.sync_api import sync_playwright
@@ -103,6 +105,7 @@ def browser():
         b.close()
 
 
+@pytest.mark.browser
 def test_layout_at_desktop_and_phone_widths(server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     boxes = {}
@@ -120,11 +123,12 @@ def test_layout_at_desktop_and_phone_widths(server, browser):
     assert b["y"] >= a["y"] + a["height"] - 1 and b["width"] <= 390  # stacked, nothing wider than the phone
 
 
+@pytest.mark.browser
 def test_click_example_generate_and_watch(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(server)
     page.get_by_text("what makes a good portrait").first.click()  # the Mona Lisa / Pearl Earring example
-    page.wait_for_function("document.querySelector('#portrait_a img') !== null")
+    page.wait_for_function("document.querySelector('#preview_a img') !== null")
     page.get_by_text("Write your own script").click()
     page.locator("#script textarea").fill(TWO_LINES)
     page.locator("#generate").click()
@@ -139,6 +143,7 @@ def test_click_example_generate_and_watch(server, browser):
     page.close()
 
 
+@pytest.mark.browser
 def test_no_face_upload_shows_error_next_to_portrait(server, browser, tmp_path):
     from PIL import Image
     from skimage import data
@@ -149,7 +154,9 @@ def test_no_face_upload_shows_error_next_to_portrait(server, browser, tmp_path):
     page.goto(server)
     page.locator("#portrait_a input[type=file]").set_input_files(str(EXAMPLES / "astronaut.png"))
     page.locator("#portrait_b input[type=file]").set_input_files(str(cup))
-    page.wait_for_function("document.querySelectorAll('#portrait_a img, #portrait_b img').length >= 2")
+    page.wait_for_function("document.querySelector('#preview_a img') !== null")
+    # Our own intake reads the upload at once: the reason shows next to the portrait before anything is generated.
+    page.wait_for_selector("#error_b:has-text('no human face found')", timeout=60_000)
     page.get_by_text("Write your own script").click()
     page.locator("#script textarea").fill(TWO_LINES)
     page.locator("#generate").click()
@@ -188,8 +195,8 @@ def test_cancel_frees_the_workers(server):
     """Two long requests fill both workers; cancelling them lets a short request through at once."""
     from gradio_client import Client, handle_file
 
-    long_script = "\n".join(
-        f"{'AB'[i % 2]}: This is line number {i + 1} of a very long conversation." for i in range(20)
+    long_script = "\n".join(  # the most lines the app allows a visitor
+        f"{'AB'[i % 2]}: This is line number {i + 1} of a very long conversation." for i in range(12)
     )
     client = Client(server, verbose=False)
     args = [handle_file(str(EXAMPLES / "astronaut.png")), "Eileen", "happy",
@@ -205,3 +212,147 @@ def test_cancel_frees_the_workers(server):
     result = client.predict(*args, TWO_LINES, "hibari", "piper-joe", 256, 25, 0, api_name="/generate")
     assert "Done: 2 turns" in result[6]
     assert time.time() - start < 45  # the 20-turn jobs alone would hold both workers for minutes
+
+
+class RecordingServer:
+    """A real OpenAI-compatible server that answers anyone and records every Authorization header it receives."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import numpy as np
+
+        self.headers: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                server.headers.append(self.headers.get("Authorization", ""))
+                if self.path.endswith("/audio/speech"):  # one second of a voiced vowel-like tone as a WAV
+                    import io
+                    import wave
+
+                    t = np.arange(24000) / 24000
+                    tone = (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 4 * t)) * 16000).astype("<i2")
+                    buf = io.BytesIO()
+                    with wave.open(buf, "wb") as w:
+                        w.setnchannels(1), w.setsampwidth(2), w.setframerate(24000), w.writeframes(tone.tobytes())
+                    return self._send(200, buf.getvalue(), "audio/wav")
+                n = len(server.headers)
+                line = {"text": f"Line {n}: shall we take the long road by the sea?", "emotion": "happy",
+                        "intensity": 0.5}  # fmt: skip
+                reply = {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": json.dumps(line)},
+                                      "finish_reason": "stop"}]}  # fmt: skip
+                return self._send(200, json.dumps(reply).encode(), "application/json")
+
+            def _send(self, status: int, data: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def _settings(script: str = "", **overrides) -> list:
+    """The generate endpoint's inputs after the two people: script, voices, size, fps, seed, renderer, tts,
+    OpenAI voices, server URL, key, dialogue backend, LLM model."""
+    values = {"script": script, "voice_a": "hibari", "voice_b": "piper-joe", "size": 256, "fps": 25, "seed": 0,
+              "renderer": "auto", "tts": "offline", "openai_voice_a": "coral", "openai_voice_b": "onyx",
+              "api_base_url": "", "api_key": "", "llm": "local", "llm_model": "m", **overrides}  # fmt: skip
+    return list(values.values())
+
+
+def _people(portrait_a: Path = EXAMPLES / "astronaut.png", portrait_b: Path = EXAMPLES / "grace_hopper.jpg"):
+    from gradio_client import handle_file
+
+    return [handle_file(str(portrait_a)), "Eileen", "happy", handle_file(str(portrait_b)), "Grace", "neutral",
+            "a road trip", 2]  # fmt: skip
+
+
+def test_visitor_server_never_receives_the_operator_keys(server):
+    """A visitor URL with an empty key box: the LLM and TTS requests carry no key of the operator's."""
+    from gradio_client import Client
+
+    recorder = RecordingServer()
+    client = Client(server, verbose=False)
+    try:
+        client.predict(*_people(), *_settings(llm="openai", api_base_url=recorder.base_url), api_name="/generate")
+        try:  # the tone is not speech; whether it renders does not matter here, only what the server was sent
+            client.predict(*_people(), *_settings("A: Hello there, friend.\nB: Hello to you too.", tts="openai",
+                                                  api_base_url=recorder.base_url), api_name="/generate")  # fmt: skip
+        except Exception as exc:
+            assert "Traceback" not in str(exc)
+    finally:
+        recorder.stop()
+    assert len(recorder.headers) >= 4  # two generated lines and two spoken ones
+    for header in recorder.headers:
+        assert not any(key in header for key in OPERATOR_KEYS.values()), header
+
+
+def test_script_box_holding_a_server_path_is_text_not_a_file(server, tmp_path):
+    from gradio_client import Client
+
+    secret = tmp_path / "notes.txt"
+    secret.write_text("A: the vault code is 8642\nB: do not tell anyone\n")
+    with pytest.raises(Exception, match="script line 1") as info:
+        Client(server, verbose=False).predict(*_people(), *_settings(str(secret)), api_name="/generate")
+    assert "8642" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"script": "\n".join(f"{'AB'[i % 2]}: line {i}" for i in range(13))}, "limit is 12"),
+        ({"script": "A: " + "word " * 61}, "60 words"),
+        ({"size": 1024}, "size"),
+        ({"fps": 120}, "fps"),
+        ({"api_base_url": "http://169.254.169.254/latest"}, "link-local"),
+    ],
+)
+def test_app_limits_and_refusals_are_specific(server, overrides, expected):
+    from gradio_client import Client
+
+    script = overrides.pop("script", TWO_LINES)
+    with pytest.raises(Exception, match=expected):
+        Client(server, verbose=False).predict(*_people(), *_settings(script, **overrides), api_name="/generate")
+
+
+@pytest.mark.parametrize(("content", "expected"), [(b"", "empty"), (b"hello, not an image", "not an image")])
+def test_upload_that_is_not_an_image_gets_our_message(server, tmp_path, content, expected):
+    from gradio_client import Client
+
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(content)
+    with pytest.raises(Exception, match=f"Portrait A.*{expected}"):
+        Client(server, verbose=False).predict(*_people(portrait_a=bad), *_settings(TWO_LINES), api_name="/generate")
+
+
+def test_stop_returns_the_finished_turns_with_downloads(server):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    four = "\n".join(f"{'AB'[i % 2]}: This is line number {i + 1} of our talk today." for i in range(4))
+    job = client.submit(*_people(), *_settings(four, size=384), api_name="/generate")
+    deadline = time.time() + 120
+    while time.time() < deadline and not any("Turn 1 ready" in str(o) for o in job.outputs()):
+        time.sleep(0.2)
+    client.predict(api_name="/stop")
+    _live, video, _png, _plot, transcript, files, status = job.result(timeout=120)[:7]
+    assert "Partial result" in status and "stopped on request" in status
+    assert Path(video).stat().st_size > 10_000 and len(files) == 4
+    assert "line number 1" in transcript and "line number 4" not in transcript

@@ -1,17 +1,38 @@
-"""Command line: `python -m warmchat render ...` renders one conversation."""
+"""Command line: `python -m warmchat render ...` renders one conversation; `doctor` checks the machine."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from warmchat.config import WarmChatConfig
+from warmchat.config import SETTINGS, WarmChatConfig, apply_settings, setting_choices, setting_default
 from warmchat.emotions import EMOTIONS
-from warmchat.errors import WarmChatError
+from warmchat.errors import InputError, WarmChatError
 from warmchat.speech import VOICES
+
+# Help for the options that are settings of WarmChatConfig; their defaults and choices come from the config.
+SETTING_HELP = {
+    "turns": "lines to generate (2-30)",
+    "llm": "who writes the lines: the offline model, an OpenAI-compatible server (key from the OPENAI_API_KEY "
+    "environment variable, never a flag), or the --script",
+    "llm_model": "model name for --llm openai (WARMCHAT_LLM_MODEL)",
+    "llm_base_url": "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (OPENAI_BASE_URL)",
+    "tts": "speech backend",
+    "voice_a": "A's offline voice",
+    "voice_b": "B's offline voice",
+    "openai_voice_a": "A's voice with --tts openai (e.g. coral, nova)",
+    "openai_voice_b": "B's voice with --tts openai (e.g. onyx, ash)",
+    "size": "pixels per face (a multiple of 8)",
+    "fps": "frames per second",
+    "seed": "same inputs + same seed = same video",
+    "renderer": "auto: diffusion on a CUDA GPU when its weights are downloaded, else cpu (docs/diffusion.md)",
+}
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # the shell's convention: 128 + signal number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,34 +47,51 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name-a", default="Alex")
     r.add_argument("--name-b", default="Sam")
     r.add_argument("--topic", default="", help="what they talk about")
-    r.add_argument("--turns", type=int, default=4, help="lines to generate (2-30)")
-    r.add_argument("--script", type=Path, help="a dialogue file instead of generating: 'A: text' / 'B [sad]: text'")
-    r.add_argument(
-        "--llm",
-        choices=["local", "openai", "script"],
-        help="who writes the lines: the offline model (default), an OpenAI-compatible server (key from the "
-        "OPENAI_API_KEY environment variable, never a flag), or --script",
-    )
-    r.add_argument("--llm-model", help="model name for --llm openai (default: WARMCHAT_LLM_MODEL or gpt-4o-mini)")
-    r.add_argument("--llm-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (OPENAI_BASE_URL)")
-    r.add_argument("--voice-a", default="hibari", choices=sorted(VOICES))
-    r.add_argument("--voice-b", default="piper-joe", choices=sorted(VOICES))
-    r.add_argument("--tts", default="offline", choices=["offline", "openai"], help="speech backend")
-    r.add_argument("--openai-voice-a", default="coral", help="A's voice with --tts openai (e.g. coral, nova)")
-    r.add_argument("--openai-voice-b", default="onyx", help="B's voice with --tts openai (e.g. onyx, ash)")
-    r.add_argument("--size", type=int, default=512, help="pixels per face")
-    r.add_argument("--fps", type=int, default=25)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument(
-        "--renderer",
-        default="auto",
-        choices=["auto", "cpu", "diffusion"],
-        help="auto: diffusion on a CUDA GPU when its weights are downloaded, else cpu (see docs/diffusion.md)",
-    )
-    r.add_argument("--no-subtitles", action="store_true", help="do not burn the line into the video")
-    r.add_argument("--out", type=Path, default=Path("out/chat.mp4"))
+    r.add_argument("--script", type=Path, help="a dialogue file (UTF-8) instead of generating: 'A: text' lines")
+    defaults = WarmChatConfig()
+    for name, text in SETTING_HELP.items():
+        kind = type(setting_default(name, defaults))
+        choices = setting_choices(name) or (sorted(VOICES) if name in ("voice_a", "voice_b") else None)
+        shown = setting_default(name, defaults)
+        r.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            choices=choices,
+            default=None,  # None = the config's default (which may come from the environment)
+            help=f"{text} (default: {shown!r})" if shown != "" else text,
+        )
+    r.add_argument("--no-subtitles", dest="subtitles", action="store_false", default=None,
+                   help="do not burn the line into the video")  # fmt: skip
+    r.add_argument("--out", type=Path, default=Path("out/chat.mp4"), help="the .mp4 to write (default: %(default)s)")
     r.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+def _option(field: str | None) -> str:
+    return f"--{field.replace('_', '-')}" if field else ""
+
+
+def _report(exc: WarmChatError) -> None:
+    """One clear line: options named as the user typed them (`--size`, not `size`)."""
+    message = str(exc)
+    field = getattr(exc, "field", None)
+    if field and message.startswith(f"{field}: "):
+        message = f"{_option(field)}: {message[len(field) + 2 :]}"
+    print(f"\nerror: {message}", file=sys.stderr)
+
+
+def read_script(path: Path) -> str:
+    """A script file's text; the only place WarmChat reads a script from disk."""
+    if not path.is_file():
+        raise InputError(f"script: file not found: {path}", "script")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"script: {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+            "save it as UTF-8",
+            "script",
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,44 +105,49 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from warmchat.pipeline import generate
 
-    cfg = WarmChatConfig(seed=args.seed)
-    cfg.face.size = args.size
-    cfg.compose.fps = args.fps
-    cfg.render.renderer = args.renderer
-    cfg.compose.subtitles = not args.no_subtitles
-    cfg.speech.voice_a, cfg.speech.voice_b = args.voice_a, args.voice_b
-    cfg.speech.backend = args.tts
-    cfg.speech.openai_voice_a, cfg.speech.openai_voice_b = args.openai_voice_a, args.openai_voice_b
-    cfg.dialogue.backend = args.llm or ("script" if args.script else cfg.dialogue.backend)
-    cfg.dialogue.llm_model = args.llm_model or cfg.dialogue.llm_model
-    cfg.dialogue.llm_base_url = args.llm_base_url or cfg.dialogue.llm_base_url
-    script = None
-    if args.script is not None:
-        if not args.script.is_file():
-            print(f"error: script file not found: {args.script}", file=sys.stderr)
-            return 2
-        script = args.script.read_text(encoding="utf-8")
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        # Finish cleanly: the pipeline stops between render batches and joins the finished turns.
+        received.append(signum)
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+        print(f"\nstopping ({signal.Signals(signum).name}): saving the finished turns…", file=sys.stderr)
+
+    for sig in EXIT_SIGNAL:
+        signal.signal(sig, on_signal)
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{fraction * 100:5.1f}%] {message:<40}", end="", file=sys.stderr, flush=True)
 
     try:
+        cfg = WarmChatConfig()
+        settings = {name: getattr(args, name) for name in SETTINGS if hasattr(args, name)}
+        if args.script is not None and args.llm is None:
+            settings["llm"] = "script"
+        apply_settings(cfg, settings)
+        script = read_script(args.script) if args.script is not None else None
         result = generate(
             args.portrait_a,
             args.portrait_b,
             emotion_a=args.emotion_a,
             emotion_b=args.emotion_b,
             topic=args.topic,
-            turns=args.turns,
+            turns=None,
             script=script,
             out=args.out,
             names={"A": args.name_a, "B": args.name_b},
             config=cfg,
             progress=progress,
+            should_stop=stop.is_set,
         )
     except WarmChatError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 2
+        _report(exc)
+        partial = getattr(exc, "partial_result", None)
+        if partial is not None:
+            print(f"a partial video of {_turns(len(partial.turns))} was saved to {partial.video}", file=sys.stderr)
+        return EXIT_SIGNAL.get(received[0], 2) if received else 2
     print(file=sys.stderr)
     print(
         json.dumps(
@@ -116,10 +159,19 @@ def main(argv: list[str] | None = None) -> int:
                 "duration_s": round(result.duration_s, 3),
                 "frames": result.n_frames,
                 "renderer": result.renderer,
+                "partial": result.partial,
                 "turns": [{"speaker": t.speaker, "emotion": t.emotion, "text": t.text} for t in result.turns],
                 "stage_seconds": {k: round(v, 2) for k, v in result.stage_seconds.items()},
             },
             indent=1,
         )
     )
+    if result.partial:
+        print(f"{result.note}: a partial video of {_turns(len(result.turns))} was saved to {result.video}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_SIGNAL.get(received[0], 1) if received else 1
     return 0
+
+
+def _turns(n: int) -> str:
+    return f"{n} finished turn{'' if n == 1 else 's'}"

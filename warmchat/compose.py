@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 import subprocess
+import tempfile
 import textwrap
 import wave
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from warmchat.schema import Timeline, Turn
+from warmchat.schema import MotionTrack, Timeline, Turn
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,64 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+class _Stopped(Exception):
+    """Raised inside a segment's writer to abort it when the caller asks to stop."""
+
+
+@dataclass
+class SegmentWriter:
+    """Renders frame ranges of both faces, side by side with captions, into playable MPEG-TS segments."""
+
+    renderers: dict  # "A"/"B" -> a renderer (`render_batch(expression, pose) -> (N, S, S, 3) uint8`)
+    captioner: Captioner | None
+    size: int
+    crf: int
+    batch_frames: int = 48  # frames per render call: the diffusion renderer makes one GPU call per batch
+
+    def write(
+        self,
+        path: Path,
+        tracks: dict[str, MotionTrack],
+        clock: Timeline,
+        start: int,
+        end: int,
+        progress: Callable[[float], None],
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Frames [start, end) with the matching slice of the conversation audio.
+
+        Returns:
+            True when the segment was written; False when `should_stop()` turned true between batches, in which
+            case no file is left behind.
+        """
+        height = self.size + (CAPTION_H if self.captioner else 0)
+        samples_per_frame = clock.sample_rate / clock.fps
+        audio = clock.audio[round(start * samples_per_frame) : round(end * samples_per_frame)]
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                wav = Path(tmp) / "segment.wav"
+                write_wav(wav, audio, clock.sample_rate)
+                with VideoWriter(path, 2 * self.size, height, clock.fps, wav, self.crf) as writer:
+                    step = max(1, self.batch_frames)
+                    for k0 in range(0, end - start, step):
+                        if should_stop():
+                            raise _Stopped
+                        rows = slice(k0, min(k0 + step, end - start))
+                        faces = {
+                            p: self.renderers[p].render_batch(tracks[p].expression[rows], tracks[p].pose[rows])
+                            for p in "AB"
+                        }
+                        for i, k in enumerate(range(rows.start, rows.stop)):
+                            seg = clock.segment_at((start + k) / clock.fps)
+                            caption = self.captioner.strip(seg.turn_index if seg else None) if self.captioner else None
+                            writer.write(compose_frame(faces["A"][i], faces["B"][i], caption))
+                        progress(rows.stop / max(end - start, 1))
+        except _Stopped:
+            Path(path).unlink(missing_ok=True)
+            return False
+        return True
 
 
 def join_segments(segments: list[Path], audio_wav: Path, out: Path, fps: int) -> Path:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Literal
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 DialogueBackendName = Literal["local", "openai", "script"]
 EmotionClassifierName = Literal["auto", "minilm", "lexicon"]
@@ -126,7 +128,7 @@ class LimitsConfig:
     line_words: int = 80  # words in one spoken line (a longer line is an error naming the line)
     line_chars: int = 600  # characters in one spoken line
     script_lines: int = 400  # lines in one script (the app uses `app_limits()`: 12 by default)
-    speech_s: float = 3600.0  # seconds of speech in one conversation, all turns together
+    speech_s: float = 3600.0  # length of one conversation (its speech and pauses), seconds
     max_size: int = 1024  # pixels per face
     max_fps: int = 60
     image_pixels: int = 40_000_000  # decoded portrait size; larger images are refused before decoding
@@ -182,3 +184,110 @@ class WarmChatConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     compose: ComposeConfig = field(default_factory=ComposeConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+# Flat setting name -> (section of WarmChatConfig, field). The CLI's options and the app's widgets are these names;
+# their defaults and choices come from the dataclasses above, and `apply_settings` writes them into a config.
+SETTINGS: dict[str, tuple[str, str]] = {
+    "seed": ("", "seed"),
+    "size": ("face", "size"),
+    "fps": ("compose", "fps"),
+    "subtitles": ("compose", "subtitles"),
+    "renderer": ("render", "renderer"),
+    "turns": ("dialogue", "turns"),
+    "llm": ("dialogue", "backend"),
+    "llm_model": ("dialogue", "llm_model"),
+    "llm_base_url": ("dialogue", "llm_base_url"),
+    "tts": ("speech", "backend"),
+    "voice_a": ("speech", "voice_a"),
+    "voice_b": ("speech", "voice_b"),
+    "openai_voice_a": ("speech", "openai_voice_a"),
+    "openai_voice_b": ("speech", "openai_voice_b"),
+}
+
+
+def _section(cfg: WarmChatConfig, name: str) -> Any:
+    section, _ = SETTINGS[name]
+    return getattr(cfg, section) if section else cfg
+
+
+def setting_default(name: str, config: WarmChatConfig | None = None) -> Any:
+    """The value of flat setting `name` in `config` (default: a fresh config, so environment defaults apply)."""
+    return getattr(_section(config or WarmChatConfig(), name), SETTINGS[name][1])
+
+
+def setting_choices(name: str) -> tuple[str, ...] | None:
+    """The allowed values of a `Literal`-typed setting, or None for free values."""
+    section, attr = SETTINGS[name]
+    owner = WarmChatConfig if not section else typing.get_type_hints(WarmChatConfig)[section]
+    hint = typing.get_type_hints(owner)[attr]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+
+
+def apply_settings(cfg: WarmChatConfig, settings: Mapping[str, Any]) -> WarmChatConfig:
+    """Write flat settings (CLI options or widget values) into `cfg`; None leaves a field as it is.
+
+    Values are converted to the field's type (widgets send floats for ints, text for numbers); text is stripped
+    and empty text leaves the field unchanged. Unknown names are a programming error (KeyError).
+    """
+    for name, value in settings.items():
+        if value is None:
+            continue
+        attr = SETTINGS[name][1]
+        owner = _section(cfg, name)
+        kind = {f.name: f.type for f in fields(owner)}[attr]
+        if isinstance(value, str):
+            value = value.strip()
+            if not value and kind in ("str", str):
+                continue
+        if kind in ("int", int) and not isinstance(value, bool):
+            value = _whole(value, name)
+        elif kind in ("bool", bool):
+            value = bool(value)
+        setattr(owner, attr, value)
+    return cfg
+
+
+def _whole(value: Any, name: str) -> int:
+    """An int from a widget or option value; non-whole numbers are refused by name (check_inputs words it)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        from warmchat.errors import InputError
+
+        raise InputError(f"{name} must be a whole number, got {value!r}", name) from None
+    if number != int(number):
+        from warmchat.errors import InputError
+
+        raise InputError(f"{name} must be a whole number, got {value!r}", name)
+    return int(number)
+
+
+def apply_visitor_server(cfg: WarmChatConfig, base_url: str = "", api_key: str = "") -> WarmChatConfig:
+    """Point both OpenAI-compatible backends (LLM and TTS) at a server a visitor typed, with the visitor's key.
+
+    The operator's key (from the environment) is only ever sent to the operator's URL: a visitor URL is used with
+    the visitor's own key or none. Visitor URLs need `allow_custom_server_url()` and must not be link-local or
+    cloud-metadata addresses (`warmchat.server_url.check_server_url`).
+
+    Raises:
+        InputError: visitor URLs are disabled here, or the URL is not allowed.
+    """
+    from warmchat.errors import InputError
+
+    url, key = (base_url or "").strip(), (api_key or "").strip()
+    if url:
+        if not allow_custom_server_url():
+            raise InputError(
+                "custom server URLs are turned off on this server (WARMCHAT_ALLOW_CUSTOM_LLM_URL); leave the URL "
+                "empty to use the operator's server, or run WarmChat yourself to use your own",
+                "api_base_url",
+            )
+        from warmchat.server_url import check_server_url
+
+        url = check_server_url(url)
+        cfg.dialogue.llm_base_url = cfg.speech.openai_base_url = url
+        cfg.dialogue.api_key = cfg.speech.openai_api_key = key
+    elif key:
+        cfg.dialogue.api_key = cfg.speech.openai_api_key = key
+    return cfg

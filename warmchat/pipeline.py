@@ -15,10 +15,10 @@ import numpy as np
 
 from warmchat import compose, dialogue, face, motion, plots, speech, timeline, tree
 from warmchat.config import WarmChatConfig
-from warmchat.emotions import normalize_emotion
-from warmchat.errors import InputError
+from warmchat.errors import WarmChatError
+from warmchat.inputs import check_inputs
 from warmchat.render import make_renderer
-from warmchat.schema import GenerateResult, Timeline, Turn
+from warmchat.schema import GenerateResult, Turn
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +39,6 @@ def output_paths(out: Path) -> dict[str, Path]:
         "tree_json": Path(f"{stem}.tree.json"),
         "srt": Path(f"{stem}.srt"),
     }
-
-
-def check_inputs(
-    emotion_a: str, emotion_b: str, topic: str, turns: int, script: str | None, config: WarmChatConfig
-) -> tuple[str, str, str]:
-    """Validate the user's choices; returns the normalised (emotion_a, emotion_b, topic)."""
-    emotions = []
-    for name, value in (("emotion_a", emotion_a), ("emotion_b", emotion_b)):
-        try:
-            emotions.append(normalize_emotion(value))
-        except ValueError as exc:
-            raise InputError(f"{name}: {exc}", name) from exc
-    if script is None and config.dialogue.backend == "script":
-        raise InputError("the script dialogue backend needs a script: write one line per turn, 'A: text'", "script")
-    if script is None:
-        dialogue.check_turns(turns)
-    topic = dialogue.check_topic(topic) if (script is None or topic) else "(a conversation)"
-    speech.check_voices(config.speech)
-    return emotions[0], emotions[1], topic
 
 
 @dataclass
@@ -101,25 +82,48 @@ def _stage(times: dict[str, float], name: str):
     times[name] = times.get(name, 0.0) + time.perf_counter() - t0
 
 
-def generate(portrait_a, portrait_b, **kwargs) -> GenerateResult:
+def generate(
+    portrait_a: str | Path | np.ndarray,
+    portrait_b: str | Path | np.ndarray,
+    *,
+    emotion_a: str = "neutral",
+    emotion_b: str = "neutral",
+    topic: str = "",
+    turns: int | None = None,
+    script: str | None = None,
+    out: str | Path = "out/chat.mp4",
+    names: dict[str, str] | None = None,
+    config: WarmChatConfig | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_turn: Callable[[Turn], None] | None = None,
+) -> GenerateResult:
     """Render a two-person conversation video from two portraits.
 
     Args:
         portrait_a, portrait_b: image paths (or RGB arrays) of the two people; A speaks first.
         emotion_a, emotion_b: each person's starting emotion (one of the 8 MEAD emotions).
         topic: what they talk about (may be empty when a script is given).
-        turns: lines to generate when there is no script.
-        script: a user-written dialogue (text, or a path to a .txt file): ``A: text`` / ``B [sad]: text`` lines.
+        turns: lines to generate when there is no script (default `config.dialogue.turns`).
+        script: a user-written dialogue as text: ``A: text`` / ``B [sad]: text`` lines (never a file path).
         out: the .mp4 to write; the plot, tree JSON and SRT are written beside it.
         names: display names for A and B.
-        config: a `WarmChatConfig` (seed, sizes, voices, ...).
+        config: a `WarmChatConfig` (seed, sizes, voices, limits, ...).
         progress: called with (fraction 0..1, message) as work advances.
+        should_stop: polled between turns and render batches; when it returns True the finished turns are joined
+            and returned as a partial result (`result.partial`).
         on_turn: called with each Turn as soon as it is written.
     Returns:
         GenerateResult with the four output paths and per-stage timings.
+    Raises:
+        InputError: a bad input or setting, before any work. Other errors part-way carry the joined finished turns
+            as `exc.partial_result` (a GenerateResult, or None when no turn was finished).
     """
-    on_turn = kwargs.pop("on_turn", None)
-    for event in iter_generate(portrait_a, portrait_b, **kwargs):
+    events = iter_generate(
+        portrait_a, portrait_b, emotion_a=emotion_a, emotion_b=emotion_b, topic=topic, turns=turns, script=script,
+        out=out, names=names, config=config, progress=progress, should_stop=should_stop,
+    )  # fmt: skip
+    for event in events:
         if isinstance(event, TurnWritten) and on_turn:
             on_turn(event.turn)
         elif isinstance(event, Finished):
@@ -128,66 +132,65 @@ def generate(portrait_a, portrait_b, **kwargs) -> GenerateResult:
 
 
 def iter_generate(
-    portrait_a,
-    portrait_b,
+    portrait_a: str | Path | np.ndarray,
+    portrait_b: str | Path | np.ndarray,
     *,
     emotion_a: str = "neutral",
     emotion_b: str = "neutral",
     topic: str = "",
-    turns: int = 4,
-    script: str | Path | None = None,
+    turns: int | None = None,
+    script: str | None = None,
     out: str | Path = "out/chat.mp4",
     names: dict[str, str] | None = None,
     config: WarmChatConfig | None = None,
     progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[Event]:
     """Like `generate`, but turn by turn: yields each turn as it is written and each turn's video as it is rendered.
 
-    A failure or cancellation part-way keeps what was done: the finished turns are joined into the output video
-    and the SRT and tree cover them. Arguments as for `generate`.
+    A failure, a stop or a cancellation part-way keeps what was done: the finished turns are joined into the output
+    video and the SRT, tree and plot cover exactly them. Arguments as for `generate`.
     """
     cfg = config or WarmChatConfig()
     progress = progress or _no_progress
-    names = {"A": "Alex", "B": "Sam", **(names or {})}
-    if script is not None and Path(str(script)).suffix == ".txt" and Path(str(script)).is_file():
-        script = Path(script).read_text(encoding="utf-8")
-    emotion_a, emotion_b, topic = check_inputs(emotion_a, emotion_b, topic, turns, script, cfg)
-    paths = output_paths(Path(out))
-    paths["video"].parent.mkdir(parents=True, exist_ok=True)
+    should_stop = should_stop or (lambda: False)
+    req = check_inputs(
+        portrait_a, portrait_b, emotion_a=emotion_a, emotion_b=emotion_b, topic=topic, turns=turns, script=script,
+        out=out, names=names, config=cfg,
+    )  # fmt: skip
+    names = req.names
+    # A given script always wins over generating; otherwise the configured backend writes the lines. The backend
+    # parses the script here, so a bad line is reported before any portrait is read.
+    dcfg = replace(cfg.dialogue, turns=req.turns, backend="script" if req.script is not None else cfg.dialogue.backend)
+    backend = dialogue.make_backend(dcfg, req.script, limits=cfg.limits)
+    n_turns = backend.length or req.turns
+    paths = output_paths(req.out)
     times: dict[str, float] = {}
     fps, size = cfg.compose.fps, cfg.face.size
 
     with _stage(times, "face"):
         progress(0.0, "reading portraits")
-        rigs = {"A": face.build_rig(portrait_a, "A", cfg.face), "B": face.build_rig(portrait_b, "B", cfg.face)}
+        rigs = {
+            "A": face.build_rig(req.portrait_a, "A", cfg.face, limits=cfg.limits),
+            "B": face.build_rig(req.portrait_b, "B", cfg.face, limits=cfg.limits),
+        }
         renderers = {p: make_renderer(rigs[p], cfg.render.renderer, cfg.render, cfg.seed) for p in ("A", "B")}
     for person, rig in rigs.items():
         for note in rig.notes:
             yield Notice(f"portrait_{person.lower()}", note)
 
-    itt = tree.InteractiveTalkingTree(topic, emotion_a, emotion_b, cfg.tree)
-    # A given script always wins over generating; otherwise the configured backend writes the lines.
-    dcfg = replace(cfg.dialogue, turns=turns, backend="script" if script is not None else cfg.dialogue.backend)
-    backend = dialogue.make_backend(dcfg, None if script is None else str(script))
-    n_turns = backend.length or turns
+    itt = tree.InteractiveTalkingTree(req.topic, req.emotion_a, req.emotion_b, cfg.tree)
     source = dialogue.iter_dialogue(
-        topic,
-        emotion_a,
-        emotion_b,
-        dcfg,
-        seed=cfg.seed,
-        names=names,
-        tree=itt,
-        progress=lambda f, m: progress(f * 0.999, m),
-        backend=backend,
-    )
+        req.topic, req.emotion_a, req.emotion_b, dcfg, seed=cfg.seed, names=names, tree=itt,
+        progress=lambda f, m: progress(f * 0.999, m), backend=backend,
+    )  # fmt: skip
     voices = speech.voices_for(cfg.speech)
     builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
     rngs = np.random.default_rng(cfg.seed).spawn(2)
     params = {p: motion.draw_person_motion(rngs[i], cfg.motion) for i, p in enumerate("AB")}
     lines: list[Turn] = []  # grows as turns arrive; the captioner reads the same list
     captioner = compose.Captioner(2 * size, lines, names) if cfg.compose.subtitles else None
-    writer = _SegmentWriter(renderers, captioner, size, cfg.compose.crf, cfg.render.batch_frames)
+    writer = compose.SegmentWriter(renderers, captioner, size, cfg.compose.crf, cfg.render.batch_frames)
     parts = paths["video"].with_suffix(".parts")
     parts.mkdir(exist_ok=True)
     utterances = []
@@ -195,8 +198,13 @@ def iter_generate(
     clock = builder.timeline()
     done = 0  # frames rendered so far
     complete = False
+    note = ""  # why the conversation stopped early
+    failure: BaseException | None = None
     try:
         for i in range(n_turns):
+            if should_stop():
+                note = f"stopped on request after {i} turns"
+                break
             with _stage(times, "dialogue"):
                 turn = next(source)
             lines.append(turn)
@@ -208,12 +216,16 @@ def iter_generate(
                 seg = builder.add(turn, utterances[-1])
                 last = i == n_turns - 1
                 clock = builder.finish() if last else builder.timeline()
-                end = clock.n_frames if last else min(int(np.ceil(seg.end * fps)), clock.n_frames)
+                end = timeline.segment_end_frame(clock, seg, last)
+            if seg.end > cfg.limits.speech_s:
+                note = (
+                    f"stopped after {i} turns: turn {i + 1} would pass the limit of {cfg.limits.speech_s:g} s per "
+                    "conversation"
+                )
+                break
 
             with _stage(times, "tree+plot"):
                 itt.set_times(clock)
-                itt.save(paths["tree_json"])
-                compose.write_srt(paths["srt"], clock, lines, names)
                 curves = itt.emotion_curves(clock)
 
             with _stage(times, "motion"):
@@ -224,86 +236,52 @@ def iter_generate(
 
             with _stage(times, "render"):
                 path = parts / f"turn_{i + 1:03d}.ts"
-                writer.write(
-                    path,
-                    tracks,
-                    clock,
-                    done,
-                    end,
-                    lambda f, i=i: progress(
-                        (i + 0.2 + 0.8 * f) / n_turns, f"rendering turn {i + 1}/{n_turns} — {f:.0%}"
-                    ),
-                )
+
+                def turn_progress(f: float, i: int = i) -> None:
+                    progress((i + 0.2 + 0.8 * f) / n_turns, f"rendering turn {i + 1}/{n_turns} — {f:.0%}")
+
+                if not writer.write(path, tracks, clock, done, end, turn_progress, should_stop):
+                    note = f"stopped on request during turn {i + 1}; turns 1–{i} are kept"
+                    break
                 segments.append(path)
             yield SegmentRendered(i, path, done / fps, end / fps)
             done = end
-        complete = True
+        else:
+            complete = True
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        # Runs on success, failure and cancellation alike: whatever turns were rendered become the video.
+        # Runs on success, stop, failure and cancellation alike: whatever turns were rendered become the video.
+        result = None
         if segments:
-            final = clock if complete else _truncate(clock, done)
+            final = clock if complete else timeline.truncate(clock, done)
+            kept = lines[: len(segments)]
+            final_tree = itt if complete else itt.cut(len(segments))
             with _stage(times, "compose"), tempfile.TemporaryDirectory() as tmp:
+                final_tree.save(paths["tree_json"])
+                compose.write_srt(paths["srt"], final, kept, names)
                 wav = Path(tmp) / "audio.wav"
                 compose.write_wav(wav, final.audio, final.sample_rate)
                 compose.join_segments(segments, wav, paths["video"], fps)
-                plots.plot_timeline(paths["timeline_png"], itt.emotion_curves(final), final, lines, names)
-            if complete:
-                shutil.rmtree(parts, ignore_errors=True)
-        elif parts.is_dir() and not any(parts.iterdir()):
-            parts.rmdir()
+                plots.plot_timeline(paths["timeline_png"], final_tree.emotion_curves(final), final, kept, names)
+            shutil.rmtree(parts, ignore_errors=True)
+            if failure is not None and not note:
+                note = f"stopped by an error during turn {len(segments) + 1}; turns 1–{len(segments)} are kept"
+            result = GenerateResult(
+                video=paths["video"], timeline_png=paths["timeline_png"], tree_json=paths["tree_json"],
+                srt=paths["srt"], turns=kept, duration_s=final.duration, n_frames=final.n_frames, fps=fps,
+                renderer=renderers["A"].name, stage_seconds=times, partial=not complete, note=note,
+            )  # fmt: skip
+        else:
+            shutil.rmtree(parts, ignore_errors=True)
+        if isinstance(failure, Exception):
+            failure.partial_result = result  # the caller can still hand over what was finished
 
-    progress(1.0, "done")
+    progress(1.0, "done" if complete else note)
     log.info("stage seconds: %s", {k: round(v, 2) for k, v in times.items()})
-    yield Finished(GenerateResult(
-        video=paths["video"], timeline_png=paths["timeline_png"], tree_json=paths["tree_json"], srt=paths["srt"],
-        turns=lines, duration_s=clock.duration, n_frames=clock.n_frames, fps=fps,
-        renderer=renderers["A"].name, stage_seconds=times,
-    ))  # fmt: skip
-
-
-def _truncate(clock: Timeline, frames: int) -> Timeline:
-    """The conversation clock cut after `frames` video frames (for a partial result)."""
-    samples = round(frames * clock.sample_rate / clock.fps)
-    kept = [s for s in clock.segments if s.end <= frames / clock.fps + 1e-6]
-    return Timeline(audio=clock.audio[:samples], sample_rate=clock.sample_rate, fps=clock.fps, segments=kept)
-
-
-@dataclass
-class _SegmentWriter:
-    """Renders frame ranges of both faces, side by side with captions, into playable MPEG-TS segments."""
-
-    renderers: dict
-    captioner: compose.Captioner | None
-    size: int
-    crf: int
-    batch_frames: int = 48  # frames per render call: the diffusion renderer makes one GPU call per batch
-
-    def write(
-        self,
-        path: Path,
-        tracks: dict,
-        clock: Timeline,
-        start: int,
-        end: int,
-        progress: Callable[[float], None],
-    ) -> None:
-        """Frames [start, end) with the matching slice of the conversation audio."""
-        height = self.size + (compose.CAPTION_H if self.captioner else 0)
-        samples_per_frame = clock.sample_rate / clock.fps
-        audio = clock.audio[round(start * samples_per_frame) : round(end * samples_per_frame)]
-        with tempfile.TemporaryDirectory() as tmp:
-            wav = Path(tmp) / "segment.wav"
-            compose.write_wav(wav, audio, clock.sample_rate)
-            with compose.VideoWriter(path, 2 * self.size, height, clock.fps, wav, self.crf) as writer:
-                step = max(1, self.batch_frames)
-                for k0 in range(0, end - start, step):
-                    rows = slice(k0, min(k0 + step, end - start))
-                    faces = {
-                        p: self.renderers[p].render_batch(tracks[p].expression[rows], tracks[p].pose[rows])
-                        for p in "AB"
-                    }
-                    for i, k in enumerate(range(rows.start, rows.stop)):
-                        seg = clock.segment_at((start + k) / clock.fps)
-                        caption = self.captioner.strip(seg.turn_index if seg else None) if self.captioner else None
-                        writer.write(compose.compose_frame(faces["A"][i], faces["B"][i], caption))
-                    progress(rows.stop / max(end - start, 1))
+    if result is None:
+        raise WarmChatError(f"{note}: no turn was finished, so there is no video")
+    if note:
+        yield Notice("", f"Partial result: {note}.")
+    yield Finished(result)

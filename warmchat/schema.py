@@ -104,3 +104,5 @@ class GenerateResult:
     fps: int
     renderer: str
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    partial: bool = False  # True when the render stopped early: the files hold the turns finished before that
+    note: str = ""  # why a partial result stopped early

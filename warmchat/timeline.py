@@ -84,6 +84,23 @@ class TimelineBuilder:
         self._samples += len(audio)
 
 
+def segment_end_frame(clock: Timeline, segment: Segment, last: bool) -> int:
+    """The frame a turn's video ends at (exclusive): the frame after its speech ends; the last turn takes the tail.
+
+    Turn videos share frame boundaries, so frames [0, end of turn k) never change when later turns arrive.
+    """
+    if last:
+        return clock.n_frames
+    return min(int(np.ceil(segment.end * clock.fps)), clock.n_frames)
+
+
+def truncate(clock: Timeline, frames: int) -> Timeline:
+    """The conversation clock cut after `frames` video frames (a partial result): only turns that end in it."""
+    samples = round(frames * clock.sample_rate / clock.fps)
+    kept = [s for s in clock.segments if s.end <= frames / clock.fps + 1e-6]
+    return Timeline(audio=clock.audio[:samples], sample_rate=clock.sample_rate, fps=clock.fps, segments=kept)
+
+
 def build_timeline(
     turns: list[Turn], utterances: list[Utterance], sample_rate: int = 24000, fps: int = 25
 ) -> Timeline:

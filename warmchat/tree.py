@@ -94,6 +94,24 @@ class InteractiveTalkingTree:
             raise ValueError("the root (topic) cannot be regenerated")
         return self._attach(self.nodes[parent_id], turn)
 
+    def cut(self, n_turns: int) -> InteractiveTalkingTree:
+        """A copy holding only the first `n_turns` of the active path (and takes made before them).
+
+        Used for a partial result, so the tree covers exactly the turns in the video. Nodes are numbered in the
+        order they were made, so everything from the first dropped turn on is newer and is dropped with it.
+        """
+        tree = InteractiveTalkingTree.from_dict(self.to_dict())
+        path = tree.active_path()
+        if n_turns >= len(path):
+            return tree
+        first_dropped = path[n_turns].id
+        tree.nodes = tree.nodes[:first_dropped]
+        for node in tree.nodes:
+            node.children = [c for c in node.children if c < first_dropped]
+            if node.active_child is not None and node.active_child >= first_dropped:
+                node.active_child = None
+        return tree
+
     def _attach(self, parent: Node, turn: Turn) -> int:
         node = Node(
             id=len(self.nodes),

@@ -1,0 +1,1 @@
+"""The Gradio app's parts (no gradio inside warmchat/)."""
