@@ -84,8 +84,7 @@ def head_report() -> dict:
 
 def lips_report() -> dict:
     from warmchat.motion.lipsync import load_lipsync, predict_mouth
-    from warmchat.motion.stats import TRACKS_DIR
-    from warmchat.tools.extract_motion import load_tracks
+    from warmchat.motion.tracks import TRACKS_DIR, load_tracks
 
     model = load_lipsync()
     out = {}

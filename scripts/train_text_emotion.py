@@ -40,7 +40,7 @@ def main() -> None:
     }
     best = max(scores, key=scores.get)
     head = LogisticRegression(C=best, max_iter=5000).fit(x, y)
-    out = ROOT / "checkpoints" / "text_emotion_head.npz"
+    out = text_emotion.HEAD_PATH
     np.savez_compressed(
         out,
         W=head.coef_.astype(np.float32),  # (8, F)

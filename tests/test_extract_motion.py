@@ -8,8 +8,9 @@ import pytest
 
 from warmchat import face as F
 from warmchat.controls import INDEX, POSE_INDEX, rest_pose, zeros
+from warmchat.motion.tracks import load_tracks
 from warmchat.render.cpu import CpuRenderer
-from warmchat.tools.extract_motion import extract_motion, load_tracks, main
+from warmchat.tools.extract_motion import extract_motion, main
 
 
 @pytest.fixture(scope="module")

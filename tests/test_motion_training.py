@@ -7,7 +7,7 @@ import pytest
 
 from warmchat.motion import crhmg, lipsync
 from warmchat.motion.head import HeadState
-from warmchat.motion.stats import TRACKS_DIR
+from warmchat.motion.tracks import TRACKS_DIR
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ Fallback when the embedder is not installed: the cue-word lexicon alone. Measure
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from pathlib import Path
@@ -19,10 +18,12 @@ import numpy as np
 from warmchat.config import EmotionClassifierName as ClassifierName
 from warmchat.emotions import EMOTIONS, N_EMOTIONS
 from warmchat.loading import load_once
+from warmchat.paths import CHECKPOINTS, checkpoint
 
 log = logging.getLogger(__name__)
 
-HEAD_PATH = Path(__file__).resolve().parent.parent / "checkpoints" / "text_emotion_head.npz"
+HEAD_FILE = "text_emotion_head.npz"
+HEAD_PATH = CHECKPOINTS / HEAD_FILE  # optional: without it (or the embedder) lines get cue-word labels
 
 # Cue words per emotion (a cue matches at a word start, so stems like "excit" cover excited/exciting).
 CUES: dict[str, tuple[str, ...]] = {
@@ -235,16 +236,17 @@ def features(texts: list[str]) -> np.ndarray:
     return np.concatenate([embed(texts), np.stack([lexicon_features(t) for t in texts])], axis=1)
 
 
-@functools.cache
-def load_head(path: Path = HEAD_PATH) -> tuple[np.ndarray, np.ndarray]:
+@load_once
+def load_head(path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(W (8, F), b (8,)) of the logistic-regression head, as written by scripts/train_text_emotion.py."""
+    path = Path(path) if path else checkpoint(HEAD_FILE)
     with np.load(path) as data:
         if list(data["emotions"]) != list(EMOTIONS):
             raise ValueError(f"{path} was trained for emotions {list(data['emotions'])}, expected {list(EMOTIONS)}")
         return data["W"].astype(np.float64), data["b"].astype(np.float64)
 
 
-@functools.cache
+@load_once
 def _embedder_available() -> bool:
     import importlib.util
 

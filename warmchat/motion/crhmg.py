@@ -25,16 +25,17 @@ pass, and finished windows are cached so each call only generates new ones.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from warmchat.loading import load_once
+from warmchat.paths import checkpoint
+
 log = logging.getLogger(__name__)
 
-CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "crhmg.pt"
 FPS = 25  # the model's frame rate; other rates are resampled
 MASK = 32  # mask side, pixels
 WINDOW = 64  # frames per generated window
@@ -191,16 +192,16 @@ def upsample_codes(codes, n: int):
     return codes[:, lo] * (1 - w) + codes[:, hi] * w
 
 
-@functools.cache
+@load_once
 def load_crhmg(path: str | None = None):
     """The trained CRHMG (torch, eval mode, CPU) and its calibration, from `checkpoints/crhmg.pt` by default."""
     import torch
 
-    source = Path(path) if path else CHECKPOINT
+    source = Path(path) if path else checkpoint("crhmg.pt")
     if not source.is_file():
         raise FileNotFoundError(
             f"CRHMG checkpoint not found at {source}; train it with `python -m warmchat.tools.train_crhmg` "
-            "(needs checkpoints/motion_tracks/)"
+            "(needs the motion_tracks checkpoint)"
         )
     state = torch.load(source, map_location="cpu", weights_only=False)
     model = build_model(CRHMGConfig(**state["config"]))

@@ -8,10 +8,11 @@ grows.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
+
+from warmchat.loading import load_once
 
 FEATURE_SR = 16000  # speech content below 8 kHz is all the mouth follows
 HOP = 160  # 10 ms analysis hop at 16 kHz, pooled to the video rate
@@ -43,7 +44,7 @@ def silent_features(n_frames: int) -> FrameFeatures:
     )
 
 
-@functools.cache
+@load_once
 def _mel_filters() -> np.ndarray:
     import librosa
 

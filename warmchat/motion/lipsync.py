@@ -8,17 +8,17 @@ Four dilated convolutions see +-0.5 s of context (~190k parameters). Trained by 
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from warmchat.loading import load_once
 from warmchat.motion.features import N_MELS, FrameFeatures
+from warmchat.paths import checkpoint
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "lipsync.pt"
 N_IN = N_MELS + 1
 N_OUT = 6
 HIDDEN = 128
@@ -52,12 +52,12 @@ def build_model():
     )
 
 
-@functools.cache
+@load_once
 def load_lipsync(path: str | None = None):
     """The trained network (torch, eval mode, CPU) from `checkpoints/lipsync.pt` by default."""
     import torch
 
-    source = Path(path) if path else CHECKPOINT
+    source = Path(path) if path else checkpoint("lipsync.pt")
     if not source.is_file():
         raise FileNotFoundError(
             f"audio-to-mouth checkpoint not found at {source}; train it with `python -m warmchat.tools.train_lipsync`"

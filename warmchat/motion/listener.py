@@ -12,7 +12,6 @@ when later turns are added.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -22,12 +21,13 @@ import numpy as np
 
 from warmchat.controls import INDEX, K
 from warmchat.emotions import EMOTIONS
+from warmchat.loading import load_once
 from warmchat.motion.speaker import phrase_end_times
+from warmchat.paths import checkpoint
 from warmchat.schema import Speaker, Timeline, Utterance
 
 log = logging.getLogger(__name__)
 
-LEED_PATH = Path(__file__).resolve().parents[2] / "checkpoints" / "leed.json"
 REACT_PROB = 0.75  # chance of a backchannel at a phrase end inside a line (the line's end always gets one)
 MIN_GAP_S = 1.2  # reactions at least this far apart
 LEAD_S = 0.15  # reactions start a little after the pause begins: a response, not an anticipation
@@ -50,10 +50,10 @@ class LEED:
     blink_duration_s: tuple[float, float]  # (median, spread as a log-normal sigma)
 
 
-@functools.cache
+@load_once
 def load_leed(path: str | None = None) -> LEED:
     """The dictionary from `checkpoints/leed.json` (or `path`)."""
-    source = Path(path) if path else LEED_PATH
+    source = Path(path) if path else checkpoint("leed.json")
     if not source.is_file():
         raise FileNotFoundError(f"LEED not found at {source}; build it with `python -m warmchat.tools.build_leed`")
     data = json.loads(source.read_text())

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from warmchat.controls import INDEX
+from warmchat.motion.tracks import load_tracks
+from warmchat.paths import checkpoint
 
-TRACKS_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "motion_tracks"
 AXES = ("yaw", "pitch", "roll")
 SMOOTH_FRAMES = 1.0  # Gaussian sigma (frames at 25 fps) that removes the tracker's frame-to-frame jitter
 AMPLITUDE_WINDOW_S = 5.0  # amplitude = standard deviation within windows of this length, averaged
@@ -52,7 +53,7 @@ def speaking_label(mouth_open: np.ndarray, fps: float) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def load_real_clips(directory: Path = TRACKS_DIR, fps: float = 25.0) -> list[RealClip]:
+def load_real_clips(directory: Path | None = None, fps: float = 25.0) -> list[RealClip]:
     """The committed real tracks, resampled to `fps`, smoothed, centred, and labelled with conditions.
 
     Conditions are read from the face itself because the clips' soundtracks are mostly music: speaking = the lips
@@ -61,8 +62,7 @@ def load_real_clips(directory: Path = TRACKS_DIR, fps: float = 25.0) -> list[Rea
     """
     from scipy.ndimage import gaussian_filter1d
 
-    from warmchat.tools.extract_motion import load_tracks
-
+    directory = Path(directory) if directory else checkpoint("motion_tracks")
     clips, activity = [], []
     for path in sorted(directory.glob("*.npz")):
         tr = load_tracks(path)

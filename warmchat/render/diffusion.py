@@ -143,6 +143,7 @@ def person_seed(seed: int, person: str) -> int:
 
 # --- model loading -------------------------------------------------------------------------------------------------
 
+# Not `load_once`: one pipeline per key however it was fetched (local-only or not), found by key in `_refine`.
 _PIPELINES: dict[tuple, Any] = {}  # loaded once per process; a ZeroGPU call's forked worker inherits them
 _PIPE_LOCK = threading.Lock()  # a pipeline's scheduler keeps per-call state, so one call at a time
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from warmchat.config import SpeechConfig
 from warmchat.errors import InputError
+from warmchat.loading import load_once
 from warmchat.schema import Turn, Utterance
 from warmchat.speech.audio import PAUSE, Speech, is_vowel, join, normalize_loudness, soft_limit, trim
 from warmchat.speech.cache import SynthesisCache, cache_key, default_cache_dir
@@ -189,7 +190,7 @@ def _version(package: str) -> str:
         return "missing"
 
 
-@functools.cache
+@load_once
 def _cache(directory: str | None) -> SynthesisCache:
     return SynthesisCache(Path(directory) if directory else None)
 

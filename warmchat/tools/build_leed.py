@@ -21,8 +21,9 @@ import numpy as np
 from warmchat.controls import INDEX
 from warmchat.emotions import EMOTIONS
 from warmchat.motion.expressions import PROTOTYPES
-from warmchat.motion.listener import LEED_PATH
-from warmchat.motion.stats import TRACKS_DIR, RealClip, load_real_clips
+from warmchat.motion.stats import RealClip, load_real_clips
+from warmchat.motion.tracks import TRACKS_DIR
+from warmchat.paths import CHECKPOINTS
 
 log = logging.getLogger(__name__)
 FPS = 25
@@ -183,7 +184,7 @@ def build(tracks: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m warmchat.tools.build_leed", description=__doc__.split("\n")[0])
     parser.add_argument("--tracks", type=Path, default=TRACKS_DIR)
-    parser.add_argument("--out", type=Path, default=LEED_PATH)
+    parser.add_argument("--out", type=Path, default=CHECKPOINTS / "leed.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     data = build(args.tracks)

@@ -16,14 +16,14 @@ import argparse
 import logging
 import subprocess
 import sys
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from warmchat import face as F
-from warmchat.controls import CONTROLS, INDEX, SIGNED, K
-from warmchat.motion.features import FrameFeatures, frame_features, silent_features
+from warmchat.controls import CONTROLS, SIGNED, K
+from warmchat.motion.features import frame_features, silent_features
+from warmchat.motion.tracks import MotionTracks
 from warmchat.render.fidelity import EAR_L, EAR_R, lip_gap
 
 log = logging.getLogger(__name__)
@@ -40,62 +40,6 @@ FEATURE_POINTS = tuple(
     )
 )
 NO_AUDIO_DB = -60.0  # a soundtrack whose loudest frame is quieter than this is treated as absent
-
-
-@dataclass
-class MotionTracks:
-    """Per-frame motion of one face video (all arrays have T rows)."""
-
-    fps: float
-    pose: np.ndarray  # (T, 6) yaw, pitch, roll (rad), tx, ty (face heights), scale; relative to `reference`
-    controls: np.ndarray  # (T, K) fitted rig controls, controls.CONTROLS order
-    ear: np.ndarray  # (T, 2) eye aspect ratio of the subject's right and left eye
-    mouth_open: np.ndarray  # (T,) inner-lip gap, fraction of face height
-    found: np.ndarray  # (T,) bool: the tracker saw a face (other frames are interpolated)
-    mel: np.ndarray  # (T, N_MELS) log-mel power of the soundtrack around each frame
-    energy_db: np.ndarray  # (T,) dBFS
-    f0: np.ndarray  # (T,) Hz, 0 unvoiced
-    has_audio: bool
-    reference: int  # index of the neutral frame the pose and controls are measured from
-    reference_angles: np.ndarray  # (3,) yaw, pitch, roll (degrees) of the reference frame against the camera
-
-    def __len__(self) -> int:
-        return len(self.pose)
-
-    @property
-    def features(self) -> FrameFeatures:
-        return FrameFeatures(self.mel, self.energy_db, self.f0)
-
-    def save(self, path: Path) -> None:
-        """Compressed .npz; float arrays as float16 (tracks are far less precise than that)."""
-        arrays = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-                value = value.astype(np.float16)
-            arrays[f.name] = np.asarray(value)
-        arrays["control_names"] = np.array(CONTROLS)
-        np.savez_compressed(path, **arrays)
-
-
-def load_tracks(path: str | Path) -> MotionTracks:
-    """Read tracks written by `MotionTracks.save`, with controls mapped by name onto the current control list."""
-    with np.load(path) as data:
-        values = {f.name: data[f.name] for f in fields(MotionTracks)}
-        names = [str(n) for n in data["control_names"]]
-    controls = np.zeros((len(values["pose"]), K), np.float32)
-    for j, name in enumerate(names):
-        if name in INDEX:
-            controls[:, INDEX[name]] = values["controls"][:, j]
-    values["controls"] = controls
-    for key, value in values.items():
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            values[key] = value.astype(np.float32)
-    values["fps"] = float(values["fps"])
-    values["has_audio"] = bool(values["has_audio"])
-    values["reference"] = int(values["reference"])
-    values["found"] = values["found"].astype(bool)
-    return MotionTracks(**values)
 
 
 # ----- decoding --------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from warmchat.motion.crhmg import (
-    CHECKPOINT,
     NOISE_STEP,
     POSE_UNIT,
     WINDOW,
@@ -30,6 +29,7 @@ from warmchat.motion.crhmg import (
     head_masks,
 )
 from warmchat.motion.stats import RealClip, load_real_clips, pooled_stats, role_segments
+from warmchat.paths import CHECKPOINTS
 
 log = logging.getLogger(__name__)
 MASK_FRAMES = 8  # frames per window whose masks are decoded in the loss (masks cost more than poses)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m warmchat.tools.train_crhmg", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=CHECKPOINT)
+    parser.add_argument("--out", type=Path, default=CHECKPOINTS / "crhmg.pt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)  # a second thread gains little on small matrices and stalls on a busy machine

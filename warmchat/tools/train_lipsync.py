@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from warmchat.motion.lipsync import CHECKPOINT, build_model, line_inputs, predict_mouth
+from warmchat.motion.lipsync import build_model, line_inputs, predict_mouth
 from warmchat.motion.speaker import coarticulate, loudness_gain, segment_features, segment_frames
+from warmchat.paths import CHECKPOINTS
 from warmchat.schema import Turn
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,7 @@ def jaw_correlation(model, items: list[dict]) -> float:
 
 def real_clip_correlation(model) -> dict[str, float]:
     """Correlation of predicted jaw with the real lip gap on each real clip that has sound (tracks at 25-30 fps)."""
-    from warmchat.motion.stats import TRACKS_DIR
-    from warmchat.tools.extract_motion import load_tracks
+    from warmchat.motion.tracks import TRACKS_DIR, load_tracks
 
     out = {}
     for path in sorted(TRACKS_DIR.glob("*.npz")):
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m warmchat.tools.train_lipsync", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--out", type=Path, default=CHECKPOINT)
+    parser.add_argument("--out", type=Path, default=CHECKPOINTS / "lipsync.pt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)  # small convolutions: a second thread mostly waits
