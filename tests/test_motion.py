@@ -15,7 +15,7 @@ from warmchat import motion
 from warmchat.config import MotionConfig, TreeConfig
 from warmchat.controls import INDEX
 from warmchat.emotions import EMOTIONS
-from warmchat.motion import crhmg
+from warmchat.motion import crhmg, features
 from warmchat.motion.head import HeadState
 from warmchat.motion.listener import load_leed, plan_reactions
 from warmchat.motion.speaker import EDGE_S, STEP_S, VISEMES, coarticulate, phrase_end_times, viseme_class
@@ -208,6 +208,16 @@ def test_coarticulation_of_a_very_long_line_takes_bounded_memory_and_time():
     alone = coarticulate(head, cut, int(cut * 25), 25)
     k = int((cut - 3.0) * 25)  # the last 3 s see what follows
     np.testing.assert_allclose(mouth[:k], alone[:k], atol=1e-6)
+
+
+def test_audio_features_in_blocks_are_those_of_the_whole_line(talk, monkeypatch):
+    utt = talk.utterances[1]
+    whole = features.frame_features(utt.audio, utt.sample_rate, 25, int(utt.duration * 25))
+    monkeypatch.setattr(features, "ANALYSIS_BLOCK", 37)  # many blocks, none a multiple of anything
+    blocks = features.frame_features(utt.audio, utt.sample_rate, 25, int(utt.duration * 25))
+    for name in ("mel", "energy_db", "f0"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    assert (whole.f0 > 0).mean() > 0.3  # a voice with pitch, so F0 was compared where it matters
 
 
 def test_rounded_and_spread_vowels_shape_the_lips(talk, tracks):

@@ -115,9 +115,13 @@ def speaking_weight(
     for seg in timeline.segments:
         if seg.speaker != person:
             continue
-        rise = np.clip((t - (seg.start - half)) / (rise_s or transition_s), 0, 1)
-        fall = np.clip(((seg.end - half + (fall_s or transition_s)) - t) / (fall_s or transition_s), 0, 1)
-        w = np.maximum(w, np.minimum(rise, fall))
+        # Only the frames between the start of the rise and the end of the fall (plus one either side) can be > 0.
+        lo = max(int(np.searchsorted(t, seg.start - half)) - 1, 0)
+        hi = int(np.searchsorted(t, seg.end - half + (fall_s or transition_s))) + 1
+        ts = t[lo:hi]
+        rise = np.clip((ts - (seg.start - half)) / (rise_s or transition_s), 0, 1)
+        fall = np.clip(((seg.end - half + (fall_s or transition_s)) - ts) / (fall_s or transition_s), 0, 1)
+        w[lo:hi] = np.maximum(w[lo:hi], np.minimum(rise, fall))
     return w * w * (3 - 2 * w)
 
 
