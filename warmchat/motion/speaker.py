@@ -161,7 +161,8 @@ def coarticulate(phonemes: list[tuple[str, float, float]], duration: float, n_fr
     rates = np.array([v.rate for v in classes], np.float32)
     t = np.arange(-0.5 / fps, n_frames / fps + 0.5 / fps, STEP_S)
     fine = np.empty((len(t), len(MOUTH)))  # (T100, 6)
-    weighted = (dom * targets).astype(np.float64)  # (S, 6)
+    dom64 = dom.astype(np.float64)
+    weighted = dom64 * targets  # (S, 6)
     # In blocks of time, each over the phonemes within REACH_S: memory and time grow linearly with the line.
     for lo in range(0, len(t), BLOCK_STEPS):
         tb = t[lo : lo + BLOCK_STEPS]
@@ -169,7 +170,7 @@ def coarticulate(phonemes: list[tuple[str, float, float]], duration: float, n_fr
         # Dominance is flat over the phoneme itself and decays outside it.
         dist = np.maximum(np.abs(tb[:, None] - centers[near]) - halves[near], 0.0)  # (B, S_near) seconds
         decay = np.exp(-rates[near] * dist)  # (B, S_near)
-        fine[lo : lo + len(tb)] = (decay @ weighted[near]) / np.maximum(decay @ dom[near].astype(np.float64), 1e-6)
+        fine[lo : lo + len(tb)] = (decay @ weighted[near]) / np.maximum(decay @ dom64[near], 1e-6)
     frame_of = np.clip(np.round(t * fps).astype(int), 0, n_frames - 1)
     count = np.bincount(frame_of, minlength=n_frames)
     out = np.stack([np.bincount(frame_of, weights=fine[:, j], minlength=n_frames) for j in range(6)], 1)
