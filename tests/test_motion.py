@@ -4,6 +4,8 @@ turn."""
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,10 +15,10 @@ from warmchat import motion
 from warmchat.config import MotionConfig, TreeConfig
 from warmchat.controls import INDEX
 from warmchat.emotions import EMOTIONS
-from warmchat.motion import crhmg
+from warmchat.motion import crhmg, features
 from warmchat.motion.head import HeadState
 from warmchat.motion.listener import load_leed, plan_reactions
-from warmchat.motion.speaker import phrase_end_times, viseme_class
+from warmchat.motion.speaker import EDGE_S, STEP_S, VISEMES, coarticulate, phrase_end_times, viseme_class
 from warmchat.motion.stats import head_stats, load_real_clips, pooled_stats, role_segments
 from warmchat.schema import Turn
 from warmchat.speech import PAUSE, voice_turn
@@ -123,6 +125,99 @@ def test_lips_close_for_p_b_m_and_in_silence(talk, tracks):
     assert jaw[silent].max() <= 0.03
     spoken = jaw[int(clock.segments[0].start * fps) : int(clock.segments[0].end * fps)]
     assert spoken.max() > 0.25 and np.percentile(spoken, 75) > 0.1  # and it does open while talking
+
+
+def _coarticulate_all_pairs(phonemes, duration, n_frames, fps):
+    """The dominance model over every (time step, phoneme) pair at once: the reference for `coarticulate`."""
+    segs = [(PAUSE, -EDGE_S, 0.0), *phonemes, (PAUSE, duration, duration + EDGE_S)]
+    classes = [VISEMES[viseme_class(p)] for p, _, _ in segs]
+    centers = np.array([(a + b) / 2 for _, a, b in segs])
+    halves = np.array([max((b - a) / 2, 0.01) for _, a, b in segs])
+    targets = np.array([v.target for v in classes], np.float32)
+    dom = np.array([v.dominance for v in classes], np.float32)
+    rates = np.array([v.rate for v in classes], np.float32)
+    t = np.arange(-0.5 / fps, n_frames / fps + 0.5 / fps, STEP_S)
+    dist = np.maximum(np.abs(t[:, None] - centers[None]) - halves[None], 0.0)  # (T100, S)
+    weight = np.exp(-rates[None] * dist)[:, :, None] * dom[None]  # (T100, S, 6)
+    fine = (weight * targets[None]).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-6)
+    frame_of = np.clip(np.round(t * fps).astype(int), 0, n_frames - 1)
+    count = np.bincount(frame_of, minlength=n_frames)
+    out = np.stack([np.bincount(frame_of, weights=fine[:, j], minlength=n_frames) for j in range(6)], 1)
+    out /= np.maximum(count, 1)[:, None]
+    for (_, a, b), v in zip(segs, classes, strict=True):
+        if v is VISEMES["bilabial"] and 0 <= (a + b) / 2 < duration:
+            f = min(int(round((a + b) / 2 * fps)), n_frames - 1)
+            out[f, 0] = out[f, 1] = 0.0
+            out[f, 5] = max(out[f, 5], 0.35)
+    return out.astype(np.float32)
+
+
+def _joined_line(utterances, repeat: int) -> tuple[list, float]:
+    """One long line's (phonemes, duration): the real lines' timings one after another, 0.3 s pauses between."""
+    phonemes, t = [], 0.0
+    for utt in [u for _ in range(repeat) for u in utterances]:
+        if phonemes:
+            phonemes.append((PAUSE, t, t + 0.3))
+            t += 0.3
+        phonemes += [(p, t + a, t + b) for p, a, b in utt.phonemes]
+        t += utt.duration
+    return phonemes, t
+
+
+@pytest.mark.parametrize("fps", [25, 30])
+def test_windowed_coarticulation_equals_the_all_pairs_model(talk, fps):
+    lines = [(u.phonemes, u.duration) for u in talk.utterances] + [_joined_line(talk.utterances, 3)]  # 3 s .. 35 s
+    for phonemes, duration in lines:
+        n = int(round(duration * fps))
+        np.testing.assert_allclose(
+            coarticulate(phonemes, duration, n, fps), _coarticulate_all_pairs(phonemes, duration, n, fps), atol=1e-6
+        )
+
+
+def _synthetic_line(words: int, seed: int = 0) -> tuple[list, float]:
+    """(phonemes, duration) of a made-up line: words of 2-5 phonemes of 50-150 ms, a pause every 8 words."""
+    rng = np.random.default_rng(seed)
+    inventory = ["p", "a", "t", "ɪ", "m", "oʊ", "s", "ə", "k", "u", "w", "ɛ", "n", "f", "ɹ", "i", "tʃ", "æ"]
+    phonemes, t = [], 0.0
+    for w in range(words):
+        for _ in range(rng.integers(2, 6)):
+            d = float(rng.uniform(0.05, 0.15))
+            phonemes.append((inventory[rng.integers(len(inventory))], t, t + d))
+            t += d
+        if w % 8 == 7:
+            phonemes.append((PAUSE, t, t + 0.25))
+            t += 0.25
+    return phonemes, t
+
+
+def test_coarticulation_of_a_very_long_line_takes_bounded_memory_and_time():
+    phonemes, duration = _synthetic_line(2000)  # ~12 minutes of speech in one line
+    n = int(round(duration * 25))
+    tracemalloc.start()
+    start = time.perf_counter()
+    mouth = coarticulate(phonemes, duration, n, 25)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert mouth.shape == (n, 6) and np.isfinite(mouth).all()
+    assert peak < 100e6, f"peak {peak / 1e6:.0f} MB"  # all pairs at once would take ~35 GB
+    assert seconds < 20
+    # Still the model: its first minute is what the same minute gives as a line of its own.
+    head = [p for p in phonemes if p[2] <= 60.0]
+    cut = head[-1][2]
+    alone = coarticulate(head, cut, int(cut * 25), 25)
+    k = int((cut - 3.0) * 25)  # the last 3 s see what follows
+    np.testing.assert_allclose(mouth[:k], alone[:k], atol=1e-6)
+
+
+def test_audio_features_in_blocks_are_those_of_the_whole_line(talk, monkeypatch):
+    utt = talk.utterances[1]
+    whole = features.frame_features(utt.audio, utt.sample_rate, 25, int(utt.duration * 25))
+    monkeypatch.setattr(features, "ANALYSIS_BLOCK", 37)  # many blocks, none a multiple of anything
+    blocks = features.frame_features(utt.audio, utt.sample_rate, 25, int(utt.duration * 25))
+    for name in ("mel", "energy_db", "f0"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    assert (whole.f0 > 0).mean() > 0.3  # a voice with pitch, so F0 was compared where it matters
 
 
 def test_rounded_and_spread_vowels_shape_the_lips(talk, tracks):

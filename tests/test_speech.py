@@ -6,6 +6,7 @@ import difflib
 import json
 import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -14,9 +15,10 @@ import pytest
 from warmchat import speech
 from warmchat.config import SpeechConfig
 from warmchat.errors import BackendUnavailable, InputError
-from warmchat.schema import Turn
+from warmchat.schema import Turn, Utterance
 from warmchat.speech import PAUSE, PROSODY, is_vowel, normalize_text, synthesize, voice_turns
 from warmchat.speech.audio import frame_rms_db, mean_f0, voiced_rms
+from warmchat.speech.cache import SynthesisCache
 from warmchat.timeline import build_timeline
 
 LINE = "We could go hiking by the lake on Saturday morning."
@@ -164,6 +166,55 @@ def test_cache_reuses_speech_across_processes(tmp_path):
     assert speech.get_cache(cfg).hits == 1
     synthesize(LINE, "piper-joe", "sad", 0.8, seed=1, config=cfg)  # another emotion is another entry
     assert len(list((tmp_path / "c").rglob("*.npz"))) == 2
+
+
+def _utterance(seconds: float, seed: int) -> Utterance:
+    audio = np.random.default_rng(seed).uniform(-0.5, 0.5, int(seconds * 24000)).astype(np.float32)
+    return Utterance(audio, 24000, f"line {seed}", "hibari", [("a", 0.0, seconds)], [("line", 0.0, seconds)])
+
+
+def _fill(cache: SynthesisCache, keys, seconds: float = 1.0) -> None:
+    for i, key in enumerate(keys):
+        cache.put(key, _utterance(seconds, i))
+        time.sleep(0.01)  # distinct modification times, on any filesystem clock
+
+
+def test_disk_cache_stays_under_its_cap_evicting_the_least_recently_used(tmp_path):
+    # ~96 kB per one-second entry: a 0.5 MB cap holds five of them.
+    cache = SynthesisCache(tmp_path / "c", max_mb=0.5)
+    keys = [f"{i:02d}" + "k" * 30 for i in range(5)]
+    _fill(cache, keys)
+    assert len(list((tmp_path / "c").rglob("*.npz"))) == 5
+    entry = cache.disk_bytes() / 5
+    other = SynthesisCache(tmp_path / "c", max_mb=0.5)  # another process: nothing in memory
+    assert other.get(keys[0]) is not None  # read: now the most recently used on disk
+    time.sleep(0.01)
+    more = [f"{i:02d}" + "m" * 30 for i in range(10, 13)]
+    _fill(other, more)
+    on_disk = {p.stem for p in (tmp_path / "c").rglob("*.npz")}
+    assert other.disk_bytes() <= 0.5e6
+    assert keys[0] in on_disk and set(more) <= on_disk  # the one just read and the newest survive
+    assert not {keys[1], keys[2], keys[3]} & on_disk  # the oldest unread ones went first
+    assert len(on_disk) == int(0.5e6 // entry)
+    assert other.get(keys[1]) is None and other.get(keys[0]) is not None
+
+
+def test_disk_cache_survives_entries_deleted_by_another_process(tmp_path):
+    cache = SynthesisCache(tmp_path / "c", max_mb=0.3, memory_mb=0)  # nothing kept in memory
+    keys = [f"{i:02d}" + "k" * 30 for i in range(3)]
+    _fill(cache, keys)
+    for path in (tmp_path / "c").rglob("*.npz"):
+        path.unlink()  # another process evicted everything
+    assert cache.get(keys[0]) is None
+    _fill(cache, [f"{i:02d}" + "n" * 30 for i in range(3, 8)])
+    assert 0 < cache.disk_bytes() <= 0.3e6
+
+
+def test_speech_cache_cap_comes_from_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("WARMCHAT_SPEECH_CACHE_MB", "7")
+    assert SpeechConfig().cache_max_mb == 7
+    cfg = _cfg(cache_dir=str(tmp_path / "c"), cache_max_mb=3)
+    assert speech.get_cache(cfg).max_bytes == 3_000_000
 
 
 # -- OpenAI-compatible backend, against a real HTTP server on 127.0.0.1 --------------------------------------------

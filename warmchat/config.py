@@ -65,6 +65,8 @@ class SpeechConfig:
     cache: bool = True  # reuse synthesised speech across renders (memory, plus disk when cache_dir is usable)
     # Where synthesised speech is kept; empty = $XDG_CACHE_HOME/warmchat/speech or ~/.cache/warmchat/speech.
     cache_dir: str = field(default_factory=lambda: os.environ.get("WARMCHAT_CACHE_DIR", ""))
+    # Size cap of that directory, MB; the least recently used speech is deleted beyond it (WARMCHAT_SPEECH_CACHE_MB).
+    cache_max_mb: int = field(default_factory=lambda: _env_int("WARMCHAT_SPEECH_CACHE_MB", 200))
 
 
 @dataclass
@@ -133,7 +135,6 @@ class LimitsConfig:
     max_fps: int = 60
     image_pixels: int = 40_000_000  # decoded portrait size; larger images are refused before decoding
     image_bytes: int = 30_000_000  # portrait file size
-    speech_cache_mb: int = 200  # on-disk speech cache; least recently used entries are evicted beyond this
 
 
 def app_limits() -> LimitsConfig:
@@ -147,7 +148,6 @@ def app_limits() -> LimitsConfig:
         max_fps=_env_int("WARMCHAT_APP_MAX_FPS", 30),
         image_pixels=_env_int("WARMCHAT_APP_MAX_IMAGE_PIXELS", 40_000_000),
         image_bytes=_env_int("WARMCHAT_APP_MAX_IMAGE_BYTES", 20_000_000),
-        speech_cache_mb=_env_int("WARMCHAT_SPEECH_CACHE_MB", 200),
     )
 
 

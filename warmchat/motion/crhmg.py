@@ -299,11 +299,10 @@ def generate_head(
     model, calib = load_crhmg(checkpoint)
     calib = calibration or calib
     cond = np.asarray(cond[:known], np.float32)
-    norm = np.zeros((0, 6), np.float32)
+    n_windows = -(-n_frames // HOP)
+    norm = np.zeros((max(n_windows - 1, 0) * HOP + WINDOW if n_windows else 0, 6), np.float32)  # (N, 6)
     last = np.zeros((1, 6), np.float32)  # rest pose before the first window
-    windows: list[np.ndarray] = []
-    k = 0
-    while k * HOP < n_frames:
+    for k in range(n_windows):
         start = k * HOP
         if k < len(state.windows):
             out = state.windows[k]
@@ -322,16 +321,14 @@ def generate_head(
             out = pose[0].numpy()
             if start + WINDOW <= known:
                 state.windows.append(out)
-        windows.append(out)
         if k > 0:  # cross-fade the overlap with the previous window
             ov = WINDOW - HOP
             w = _fade(ov)[:, None]
             norm[start : start + ov] = norm[start : start + ov] * (1 - w) + out[:ov] * w
-            norm = np.concatenate([norm, out[ov:]])
+            norm[start + ov : start + WINDOW] = out[ov:]
         else:
-            norm = out.copy()
-        last = norm[start + HOP - 1 : start + HOP] if start + HOP - 1 < len(norm) else norm[-1:]
-        k += 1
+            norm[:WINDOW] = out
+        last = norm[start + HOP - 1 : start + HOP]
     speaking = np.zeros(len(norm), np.float32)
     speaking[: min(len(norm), known)] = cond[: len(norm), 0]
     pose = calib.apply(norm, speaking)[:n_frames] * POSE_UNIT

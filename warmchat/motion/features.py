@@ -21,6 +21,8 @@ N_FFT = 512
 N_MELS = 40
 F0_RANGE = (70.0, 400.0)  # Hz: adult speaking voices
 SILENT_DB = -100.0  # level reported where there is no audio at all
+YIN_FRAME = 1024  # pitch analysis window (64 ms: two periods of the lowest F0)
+ANALYSIS_BLOCK = 3000  # 10 ms analysis frames (30 s) computed at a time
 
 
 @dataclass
@@ -52,22 +54,39 @@ def _mel_filters() -> np.ndarray:
 
 
 def _analysis(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """100 Hz frames of a 16 kHz signal: (F, N_MELS) mel power, (F,) mean square, (F,) F0 (0 unvoiced)."""
+    """100 Hz frames of a 16 kHz signal: (F, N_MELS) mel power, (F,) mean square, (F,) F0 (0 unvoiced).
+
+    Computed ANALYSIS_BLOCK frames at a time (each frame reads only its own samples), so a long line needs memory
+    for one block, not for all its frames' spectra at once.
+    """
     import librosa
 
     n = len(y) // HOP + 1
-    padded = np.pad(y.astype(np.float32), (WIN // 2, WIN // 2 + HOP))
-    idx = np.arange(WIN)[None, :] + HOP * np.arange(n)[:, None]
-    frames = padded[idx]  # (F, WIN), frame k centred on sample k * HOP
+    y = y.astype(np.float32)
+    padded = np.pad(y, (WIN // 2, WIN // 2 + HOP))
+    yin_padded = np.pad(y, YIN_FRAME // 2)  # what librosa.yin(center=True) reads
     window = np.hanning(WIN).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames * window, N_FFT, axis=1)) ** 2 / (window**2).sum()
-    mel = power.astype(np.float32) @ _mel_filters().T
-    mean_sq = (frames.astype(np.float64) ** 2).mean(axis=1)
-    if len(y) >= 1024:
-        f0 = librosa.yin(y, fmin=F0_RANGE[0], fmax=F0_RANGE[1], sr=FEATURE_SR, frame_length=1024, hop_length=HOP)
-        f0 = np.pad(f0, (0, max(0, n - len(f0))))[:n]
-    else:
-        f0 = np.zeros(n)
+    mel = np.empty((n, N_MELS), np.float32)
+    mean_sq = np.empty(n)
+    f0 = np.zeros(n)
+    for k0 in range(0, n, ANALYSIS_BLOCK):
+        k1 = min(k0 + ANALYSIS_BLOCK, n)
+        idx = np.arange(WIN)[None, :] + HOP * np.arange(k0, k1)[:, None]
+        frames = padded[idx]  # (B, WIN), frame k centred on sample k * HOP
+        power = np.abs(np.fft.rfft(frames * window, N_FFT, axis=1)) ** 2 / (window**2).sum()
+        mel[k0:k1] = power.astype(np.float32) @ _mel_filters().T
+        mean_sq[k0:k1] = (frames.astype(np.float64) ** 2).mean(axis=1)
+        if len(y) >= YIN_FRAME:
+            chunk = yin_padded[k0 * HOP : (k1 - 1) * HOP + YIN_FRAME]  # frames k0 .. k1 - 1, centred as above
+            f0[k0:k1] = librosa.yin(
+                chunk,
+                fmin=F0_RANGE[0],
+                fmax=F0_RANGE[1],
+                sr=FEATURE_SR,
+                frame_length=YIN_FRAME,
+                hop_length=HOP,
+                center=False,
+            )
     # YIN always answers; keep its F0 only in frames loud enough to be voiced speech.
     db = 10 * np.log10(mean_sq + 1e-12)
     voiced = db > max(np.percentile(db, 95) - 25.0, -60.0)

@@ -58,9 +58,12 @@ def blink_curve(starts: np.ndarray, lengths: np.ndarray, t: np.ndarray) -> np.nd
     first = np.searchsorted(starts + lengths, t[0])
     last = np.searchsorted(starts, t[-1], side="right")
     for start, length in zip(starts[first:last], lengths[first:last], strict=True):
-        x = (t - start) / length
+        # Only the times within the blink (plus one either side) can be > 0: work on those alone.
+        lo = max(int(np.searchsorted(t, start)) - 1, 0)
+        hi = int(np.searchsorted(t, start + length)) + 1
+        x = (t[lo:hi] - start) / length
         shape = np.where(x < 0.35, np.sin(x / 0.35 * np.pi / 2), np.cos((x - 0.35) / 0.65 * np.pi / 2))
-        value = np.maximum(value, np.where((x >= 0) & (x <= 1), shape, 0.0))
+        value[lo:hi] = np.maximum(value[lo:hi], np.where((x >= 0) & (x <= 1), shape, 0.0))
     return value
 
 

@@ -30,6 +30,10 @@ MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch_L", "mouthStretc
 MOUTH_IDX = np.array([INDEX[c] for c in MOUTH])
 STEP_S = 0.01  # coarticulation is computed at 100 Hz, then averaged over each video frame
 EDGE_S = 0.25  # silence assumed before and after a line, so the mouth eases in and out of it
+# A phoneme's dominance is left out beyond this distance from it, where it is below e^-30 of its peak (the slowest
+# decay is 12 /s), far too little to move the weighted mean.
+REACH_S = 2.5
+BLOCK_STEPS = 1000  # coarticulation steps (10 s) computed at a time
 MARGIN_FRAMES = 2  # audio read around a line for its features (80 ms: less than the shortest pause between lines)
 
 
@@ -63,6 +67,7 @@ VISEMES: dict[str, Viseme] = {
     "back": _v(jaw=0.22, dom=(0.3, 0.1, 0.1, 0.1, 0.1), rate=26),  # k g ŋ h ʔ: shaped by their neighbours
     "pause": _v(dom=(1.5, 1.5, 1.5, 1.5, 1.5), rate=12),
 }
+assert min(v.rate for v in VISEMES.values()) * REACH_S >= 30, "REACH_S too short for the slowest decay"
 _CLASSES = [
     ("pause", (PAUSE,)),
     ("bilabial", ("p", "b", "m")),
@@ -110,9 +115,13 @@ def speaking_weight(
     for seg in timeline.segments:
         if seg.speaker != person:
             continue
-        rise = np.clip((t - (seg.start - half)) / (rise_s or transition_s), 0, 1)
-        fall = np.clip(((seg.end - half + (fall_s or transition_s)) - t) / (fall_s or transition_s), 0, 1)
-        w = np.maximum(w, np.minimum(rise, fall))
+        # Only the frames between the start of the rise and the end of the fall (plus one either side) can be > 0.
+        lo = max(int(np.searchsorted(t, seg.start - half)) - 1, 0)
+        hi = int(np.searchsorted(t, seg.end - half + (fall_s or transition_s))) + 1
+        ts = t[lo:hi]
+        rise = np.clip((ts - (seg.start - half)) / (rise_s or transition_s), 0, 1)
+        fall = np.clip(((seg.end - half + (fall_s or transition_s)) - ts) / (fall_s or transition_s), 0, 1)
+        w[lo:hi] = np.maximum(w[lo:hi], np.minimum(rise, fall))
     return w * w * (3 - 2 * w)
 
 
@@ -151,10 +160,17 @@ def coarticulate(phonemes: list[tuple[str, float, float]], duration: float, n_fr
     dom = np.array([v.dominance for v in classes], np.float32)  # (S, 6)
     rates = np.array([v.rate for v in classes], np.float32)
     t = np.arange(-0.5 / fps, n_frames / fps + 0.5 / fps, STEP_S)
-    # Dominance is flat over the phoneme itself and decays outside it.
-    dist = np.maximum(np.abs(t[:, None] - centers[None]) - halves[None], 0.0)  # (T100, S)
-    weight = np.exp(-rates[None] * dist)[:, :, None] * dom[None]  # (T100, S, 6)
-    fine = (weight * targets[None]).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-6)
+    fine = np.empty((len(t), len(MOUTH)))  # (T100, 6)
+    dom64 = dom.astype(np.float64)
+    weighted = dom64 * targets  # (S, 6)
+    # In blocks of time, each over the phonemes within REACH_S: memory and time grow linearly with the line.
+    for lo in range(0, len(t), BLOCK_STEPS):
+        tb = t[lo : lo + BLOCK_STEPS]
+        near = np.flatnonzero((centers + halves >= tb[0] - REACH_S) & (centers - halves <= tb[-1] + REACH_S))
+        # Dominance is flat over the phoneme itself and decays outside it.
+        dist = np.maximum(np.abs(tb[:, None] - centers[near]) - halves[near], 0.0)  # (B, S_near) seconds
+        decay = np.exp(-rates[near] * dist)  # (B, S_near)
+        fine[lo : lo + len(tb)] = (decay @ weighted[near]) / np.maximum(decay @ dom64[near], 1e-6)
     frame_of = np.clip(np.round(t * fps).astype(int), 0, n_frames - 1)
     count = np.bincount(frame_of, minlength=n_frames)
     out = np.stack([np.bincount(frame_of, weights=fine[:, j], minlength=n_frames) for j in range(6)], 1)

@@ -191,15 +191,16 @@ def _version(package: str) -> str:
 
 
 @load_once
-def _cache(directory: str | None) -> SynthesisCache:
-    return SynthesisCache(Path(directory) if directory else None)
+def _cache(directory: str | None, max_mb: int) -> SynthesisCache:
+    return SynthesisCache(Path(directory) if directory else None, max_mb=max_mb)
 
 
 def get_cache(cfg: SpeechConfig) -> SynthesisCache | None:
     """The process-wide cache for `cfg` (memory plus its directory), or None when caching is off."""
     if not cfg.cache:
         return None
-    return _cache(str(Path(cfg.cache_dir).expanduser()) if cfg.cache_dir else str(default_cache_dir()))
+    directory = str(Path(cfg.cache_dir).expanduser()) if cfg.cache_dir else str(default_cache_dir())
+    return _cache(directory, cfg.cache_max_mb)
 
 
 def synthesize(
