@@ -29,9 +29,10 @@ UPSCALE_NOTE = 2.5  # crops upscaled more than this look soft; the rig says so i
 # regressor fits a human shape to anything it is given, so its own proportions do not tell a cat from a person; its
 # stability under mirroring does.
 MIN_DETECTOR_SCORE = 0.78
-MAX_MIRROR_ERROR = 0.0145  # face heights, mean distance from each landmark to the mirrored mesh
+MAX_MIRROR_ERROR = 0.0145  # face heights, mean distance from each landmark to the mirrored mesh ...
+MIRROR_SLACK = 0.1  # ... plus this x (score - 0.8): small, blurry real faces jitter more but the detector is sure
 LIKENESS_CROP = 256  # pixels: side of the face-aligned crop, 2 face heights across
-MIN_SMALL_FACE_SCORE = 0.6  # a detection below MIN_FACE_PX is reported as "too small" only when at least this sure
+MIN_SMALL_FACE_SCORE = 0.7  # below MIN_FACE_PX only a detection this sure is called "too small", else "no face"
 UPRIGHT_MAX_ROLL_DEG = 60.0  # a face rolled further than this is taken to be a sideways or upside-down photo
 
 # MediaPipe face-mesh landmark indices used across stages.
@@ -408,7 +409,8 @@ class FaceLikeness:
 
     @property
     def is_human(self) -> bool:
-        return self.detector_score >= MIN_DETECTOR_SCORE and self.mirror_error <= MAX_MIRROR_ERROR
+        tolerance = MAX_MIRROR_ERROR + MIRROR_SLACK * max(0.0, self.detector_score - 0.8)
+        return self.detector_score >= MIN_DETECTOR_SCORE and self.mirror_error <= tolerance
 
 
 def _aligned_crop(image: np.ndarray, lm: np.ndarray, side_faces: float, out: int) -> np.ndarray:
@@ -504,8 +506,9 @@ def _no_face(name: str, detail: str = "") -> InputError:
     )
 
 
-def _find_face(image: np.ndarray, name: str) -> tuple[np.ndarray, int]:
-    """The largest human face's landmarks and the number of faces; small faces are found by detector, then meshed.
+def _find_face(image: np.ndarray, name: str) -> tuple[np.ndarray, int, FaceLikeness]:
+    """The largest human face's landmarks, the number of faces and how human it looked; small faces are found by
+    detector, then meshed.
 
     Raises:
         InputError: no human face (nothing found, or only things that fail `face_likeness`), or a face too small.
@@ -515,9 +518,9 @@ def _find_face(image: np.ndarray, name: str) -> tuple[np.ndarray, int]:
     field = f"portrait_{name.lower()}"
     faces = detect_landmarks(image)
     boxes = [b for b in _detections(image) if b[4] >= MIN_DETECTOR_SCORE]  # faces the mesh's detector misses, too
-    human = [lm for lm in faces if face_likeness(image, lm).is_human]
+    human = [(lm, like) for lm in faces if (like := face_likeness(image, lm)).is_human]
     if human:
-        return human[0], max(len(human), len(boxes))
+        return human[0][0], max(len(human), len(boxes)), human[0][1]
     # Faces that are small in a big photo: the full-range detector, then the same on overlapping tiles (each
     # face is larger relative to a tile), so a tiny face is reported as too small rather than as no face.
     h, w = image.shape[:2]
@@ -547,43 +550,45 @@ def _find_face(image: np.ndarray, name: str) -> tuple[np.ndarray, int]:
             lm = found.copy()
             lm[:, :2] = lm[:, :2] / k + [x0, y0]
             lm[:, 2] /= k
-            if face_likeness(image, lm).is_human:
-                return lm, len(boxes)
+            likeness = face_likeness(image, lm)
+            if likeness.is_human:
+                return lm, len(boxes), likeness
     raise _no_face(name)
 
 
-def _find_upright_face(image: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Find the face, turning the photo by quarter turns when it is sideways or upside down.
+def _find_upright_face(image: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int, int, FaceLikeness]:
+    """Find the face in all four quarter turns of the photo and keep the turn that shows it upright.
+
+    Every turn is tried, not only when the photo as given fails: the mesh sometimes fits an upright mesh onto a
+    sideways or upside-down face (a painting in three-quarter view turned 90 degrees read as tilted 39 degrees; an
+    upside-down face as upright, with a lower detector score). Of the turns with a human face within
+    `UPRIGHT_MAX_ROLL_DEG` of upright, the one with the least roll plus 100 x (1 - detector score) wins.
 
     Returns:
-        (image, landmarks, n_faces, quarter_turns): the image turned `quarter_turns` x 90 degrees counterclockwise
-        (`np.rot90`), the face upright in it, and its landmarks in that image's pixels.
+        (image, landmarks, n_faces, quarter_turns, likeness): the image turned `quarter_turns` x 90 degrees
+        counterclockwise (`np.rot90`), the face upright in it, its landmarks in that image's pixels, and the evidence
+        that it is human.
     Raises:
         InputError: what the photo as given was refused for, when no turn gives an upright human face.
     """
+    best: tuple | None = None
     first_error: InputError | None = None
-    queue, tried = [0], set()
-    while queue:
-        k = queue.pop(0)
-        if k in tried:
-            continue
-        tried.add(k)
+    for k in range(4):
         turned = np.ascontiguousarray(np.rot90(image, k))
         try:
-            lm, n_faces = _find_face(turned, name)
+            lm, n_faces, likeness = _find_face(turned, name)
         except InputError as exc:
             first_error = first_error or exc
-            if k == 0:
-                queue += [1, 3, 2]  # sideways (phones without EXIF) is likelier than upside down
             continue
-        roll = face_roll(lm)
-        if abs(roll) <= UPRIGHT_MAX_ROLL_DEG:
-            return turned, lm, n_faces, k
-        # A face the mesh found lying on its side: the turn that stands it up (np.rot90 turns counterclockwise).
-        queue.insert(0, (k + round(roll / 90.0)) % 4)
-        if k == 0:
-            queue += [1, 3, 2]
-    raise first_error or _no_face(name)
+        roll = abs(face_roll(lm))
+        if roll > UPRIGHT_MAX_ROLL_DEG:
+            continue  # this turn shows the face lying on its side; another turn stands it up
+        cost = roll + 100.0 * (1.0 - likeness.detector_score)
+        if best is None or cost < best[0]:
+            best = (cost, turned, lm, n_faces, k, likeness)
+    if best is None:
+        raise first_error or _no_face(name)
+    return best[1:]
 
 
 def build_rig(
@@ -608,7 +613,7 @@ def build_rig(
 
     cfg = config or FaceConfig()
     image, source_scale = _load(source, name, limits)
-    image, lm, n_faces, turns = _find_upright_face(image, name)
+    image, lm, n_faces, turns, _ = _find_upright_face(image, name)
     h, w = image.shape[:2]
     check_face(lm, (w, h), name)
     notes = []
