@@ -152,23 +152,42 @@ def labelled_set(variants: bool = True) -> Iterator[tuple[str, str, np.ndarray]]
                 yield kind, f"{name} [rot{90 * k}]", np.ascontiguousarray(np.rot90(img, k))
 
 
-def evaluate(kind: str, name: str, img: np.ndarray) -> tuple[str, str]:
-    """(outcome, detail): "accepted", "no_face", "too_small" or "other" (cut off, profile, or left off upright)."""
+SEEN: list = []  # every FaceLikeness the search computed for the current image (meshes it considered)
+
+
+def _record_likeness() -> None:
+    """Wrap `face.face_likeness` so the benchmark sees the evidence for every mesh, refused ones too."""
+    from warmchat import face as F
+
+    original = F.face_likeness
+
+    def recording(image: np.ndarray, lm: np.ndarray):
+        result = original(image, lm)
+        SEEN.append(result)
+        return result
+
+    F.face_likeness = recording
+
+
+def evaluate(kind: str, name: str, img: np.ndarray) -> tuple[str, str, object]:
+    """(outcome, detail, likeness): outcome is "accepted", "no_face", "too_small" or "other" (cut off, profile, or
+    left off upright); likeness is the accepted face's `FaceLikeness` (None when refused)."""
     from warmchat import face as F
     from warmchat.errors import InputError
 
+    SEEN.clear()
     image, _ = F._load(img, "A")
     try:
         _, _, _, turns, like = F._find_upright_face(image, "A")
     except InputError as exc:
         msg = str(exc)
         outcome = "no_face" if "no human face" in msg else "too_small" if "too small" in msg else "other"
-        return outcome, msg.split(". ")[0].removeprefix("Portrait A: ")
+        return outcome, msg.split(". ")[0].removeprefix("Portrait A: "), None
     detail = f"score {like.detector_score:.2f}, mirror {like.mirror_error:.4f}, turned {90 * turns}°"
     rotated = int(name.split("[rot")[1].split("]")[0]) // 90 if "[rot" in name else 0
     if turns != (4 - rotated) % 4:
-        return "other", f"left {90 * ((rotated + turns) % 4)}° from upright ({detail})"
-    return "accepted", detail
+        return "other", f"left {90 * ((rotated + turns) % 4)}° from upright ({detail})", like
+    return "accepted", detail, like
 
 
 def main() -> None:
@@ -178,12 +197,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
+    _record_likeness()
     counts: dict[str, dict[str, int]] = {}
     errors: list[str] = []
+    closest: list[tuple[float, float, str]] = []  # (detector score, mirror error, name) of non-human meshes
+    weakest: list[tuple[float, float, str]] = []  # the same for accepted humans
     t0 = time.perf_counter()
     n = 0
     for kind, name, img in labelled_set(variants=not args.no_variants):
-        outcome, detail = evaluate(kind, name, img)
+        outcome, detail, chosen = evaluate(kind, name, img)
         n += 1
         counts.setdefault(kind, {}).setdefault(outcome, 0)
         counts[kind][outcome] += 1
@@ -194,6 +216,10 @@ def main() -> None:
             errors.append(f"{'FALSE REJECT' if kind == 'human' else 'FALSE ACCEPT'}: {name}: {detail}")
         if args.verbose:
             print(f"{kind:11s} {outcome:9s} {name[:55]:55s} {detail}", flush=True)
+        if kind in ("animal", "object", "drawing"):
+            closest += [(like.detector_score, like.mirror_error, name) for like in SEEN]
+        elif kind == "human" and outcome == "accepted":
+            weakest.append((chosen.detector_score, chosen.mirror_error, name))
     seconds = time.perf_counter() - t0
 
     print(f"\n{'kind':12s}{'images':>8s}{'accepted':>10s}{'no face':>9s}{'too small':>11s}{'other':>7s}")
@@ -214,6 +240,12 @@ def main() -> None:
     print(f"{n} images in {seconds:.0f} s ({1000 * seconds / max(n, 1):.0f} ms each)")
     for line in errors:
         print(line)
+    print(f"\nnon-human meshes scored: {len(closest)}; the most face-like (detector score, mirror error):")
+    for score, mirror, name in sorted(closest, reverse=True)[:6]:
+        print(f"  {score:.2f} {mirror:.4f} {name}")
+    print("accepted humans (the face kept), lowest detector scores, then highest mirror errors:")
+    for score, mirror, name in sorted(weakest)[:3] + sorted(weakest, key=lambda t: -t[1])[:3]:
+        print(f"  {score:.2f} {mirror:.4f} {name}")
 
 
 if __name__ == "__main__":

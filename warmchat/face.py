@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,11 +269,16 @@ def _load(
 
     limits = limits or LimitsConfig()
     field = f"portrait_{name.lower()}"
-    if isinstance(source, (str, Path)):
+    if source is None:
+        raise InputError(f"Portrait {name}: no image was given. Upload a JPEG, PNG or WebP photo.", field)
+    if isinstance(source, (str, os.PathLike)):
         image, scale = _read_file(Path(source), name, limits)
     else:
         is_pil = hasattr(source, "getexif") and hasattr(source, "mode")  # a PIL image, without importing PIL here
-        h, w = (source.height, source.width) if is_pil else np.shape(source)[:2]
+        shape = (source.height, source.width) if is_pil else np.shape(source)
+        if len(shape) < 2:
+            raise InputError(f"Portrait {name}: expected an image, got {type(source).__name__}.", field)
+        h, w = shape[:2]
         if w * h > limits.image_pixels:
             raise _too_many_pixels(name, "the image", w, h, limits, field)
         try:
@@ -282,7 +288,7 @@ def _load(
                 image, scale = _pil_to_rgb(ImageOps.exif_transpose(source)), 1.0
             else:
                 image, scale = _array_to_rgb(source), 1.0
-        except ValueError as exc:
+        except (ValueError, TypeError, OSError) as exc:  # a wrong shape or dtype; a lazily opened image that fails
             raise InputError(f"Portrait {name}: {exc}", field) from exc
     h, w = image.shape[:2]
     if max(h, w) > MAX_SIDE:
