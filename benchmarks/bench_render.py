@@ -74,7 +74,7 @@ def fidelity(renderer) -> dict:
 
     rest = frame()
     lm0 = Q.landmarks(rest)
-    out: dict = {"rest_psnr_db": round(Q.psnr(rest, renderer.face.image), 2)}
+    out: dict = {"rest_psnr_db": round(Q.psnr(rest, renderer.rig.image), 2)}
     gaps = [Q.lip_gap(Q.landmarks(frame(jawOpen=j))) for j in (0.0, 0.2, 0.4, 0.6)]
     out["jaw_lip_gap"] = [round(g, 4) for g in gaps]
     out["jaw_monotonic"] = bool(np.all(np.diff(gaps) > 0))
@@ -85,15 +85,15 @@ def fidelity(renderer) -> dict:
     out["ear_closed"] = round(Q.eye_aspect_ratio(closed), 3) if closed is not None else None
     out["blink_ear_drop"] = round(1 - out["ear_closed"] / ear0, 3) if closed is not None else None
     turned = Q.landmarks(frame({"yaw": 10.0}))
-    model = renderer.face.landmarks[np.array(Q.RIGID)]
+    model = renderer.rig.landmarks[np.array(Q.RIGID)]
     yaw_pnp = Q.head_pose(model, turned[np.array(Q.RIGID), :2])[0] - Q.head_pose(model, lm0[np.array(Q.RIGID), :2])[0]
     out["yaw_10_measured_pnp"] = round(yaw_pnp, 2)
     out["yaw_10_measured_tracker3d"] = round(F.head_angles(turned)[0] - F.head_angles(lm0)[0], 2)
     smile = Q.landmarks(frame(mouthSmile_L=1.0, mouthSmile_R=1.0))
     out["smile_corner_rise"] = round(Q.mouth_corner_height(smile) - Q.mouth_corner_height(lm0), 4)
     expressive = frame(jawOpen=0.5, mouthSmile_L=1.0, mouthSmile_R=1.0, eyeBlink_L=1.0, browInnerUp=1.0, noseSneer=1.0)
-    head = renderer.rig.head_alpha > 0.02
-    out["ssim_outside_head"] = round(Q.ssim_outside(expressive, renderer.face.image, head), 4)
+    head = renderer.mesh_rig.head_alpha > 0.02
+    out["ssim_outside_head"] = round(Q.ssim_outside(expressive, renderer.rig.image, head), 4)
     return out
 
 

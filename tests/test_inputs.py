@@ -32,10 +32,80 @@ def test_no_face_is_reported_for_that_portrait(examples, no_face, tmp_path):
 def test_unreadable_file(examples, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"this is not a jpeg")
-    with pytest.raises(InputError, match=r"Portrait A: broken\.jpg is not a readable image"):
+    with pytest.raises(InputError, match=r"Portrait A: broken\.jpg is not an image we can read \(PNG, JPEG, WebP"):
         build_rig(bad, "A")
     with pytest.raises(InputError, match="file not found"):
         build_rig(tmp_path / "missing.png", "A")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="Portrait B: the file is empty") as info:
+        load_image(empty, "B")
+    assert info.value.field == "portrait_b"
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((examples / "grace_hopper.jpg").read_bytes()[:3000])  # a valid header, then nothing
+    with pytest.raises(InputError, match="not an image we can read"):
+        load_image(truncated, "A")
+
+
+def test_size_limits_are_checked_before_decoding(examples, tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from warmchat.config import LimitsConfig
+
+    path = examples / "grace_hopper.jpg"  # 512 x 600, 62 KB
+    with pytest.raises(InputError, match=r"Portrait A: the file is too large \(0\.1 MB; at most 0\.0 MB\)"):
+        build_rig(path, "A", limits=LimitsConfig(image_bytes=10_000))
+    # The pixel count is read from the header: nothing is decoded (load() would fail loudly here).
+    monkeypatch.setattr(PILImage.Image, "load", lambda self: pytest.fail("decoded an oversized image"))
+    with pytest.raises(InputError, match=r"too large \(512 x 600 = 0 megapixels; at most 0\)") as info:
+        load_image(path, "B", limits=LimitsConfig(image_pixels=100_000))
+    assert info.value.field == "portrait_b"
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="too large"):  # arrays are held to the same pixel limit
+        load_image(np.zeros((400, 400, 3), np.uint8), "A", limits=LimitsConfig(image_pixels=100_000))
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from warmchat.config import LimitsConfig
+
+    bomb = tmp_path / "bomb.png"
+    PILImage.new("L", (4000, 4000)).save(bomb)  # 16 megapixels of zeros: a few KB of PNG
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1_000_000)  # Pillow's own guard trips before ours
+    with pytest.raises(InputError, match="too large to open safely"):
+        load_image(bomb, "A", limits=LimitsConfig(image_pixels=10**9))
+    monkeypatch.undo()
+    with pytest.raises(InputError, match=r"4000 x 4000 = 16 megapixels; at most 10"):
+        load_image(bomb, "A", limits=LimitsConfig(image_pixels=10_000_000))
+
+
+def test_every_mode_converts_the_same_way_from_a_file_a_pil_image_and_an_array(examples, tmp_path):
+    from PIL import Image as PILImage
+
+    src = PILImage.open(examples / "grace_hopper.jpg").convert("RGB")
+    grey = np.asarray(src.convert("L"))
+    dark16 = (grey.astype(np.uint16) * 16).astype(np.uint16)  # a dark 16-bit photo: max 4080 of 65535
+    rgba = np.dstack([np.asarray(src), np.where(np.arange(512) < 256, 255, 0)[None, :].repeat(600, 0)])
+    cases = {
+        "grey16.png": (PILImage.fromarray(dark16), dark16),
+        "grey.png": (src.convert("L"), grey),
+        "palette.png": (src.convert("P"), None),
+        "rgba.png": (PILImage.fromarray(rgba.astype(np.uint8)), rgba.astype(np.uint8)),
+        "cmyk.tif": (src.convert("CMYK"), None),
+    }
+    for name, (img, arr) in cases.items():
+        img.save(tmp_path / name)
+        from_file = load_image(tmp_path / name)
+        from_pil = load_image(PILImage.open(tmp_path / name))
+        assert from_file.shape == (600, 512, 3) and from_file.dtype == np.uint8, name
+        assert np.array_equal(from_file, from_pil), name
+        if arr is not None:
+            assert np.array_equal(from_file, load_image(arr)), name
+    # 16-bit keeps its exposure: dark stays dark (x16 / 257), not stretched to full range.
+    assert abs(float(load_image(tmp_path / "grey16.png").mean()) - grey.mean() * 16 / 257) < 1
+    assert (load_image(tmp_path / "rgba.png")[:, 256:] == 255).all()  # transparent -> white
+    assert abs(float(load_image(tmp_path / "cmyk.tif").astype(float).mean()) - float(np.asarray(src).mean())) < 3
 
 
 @pytest.mark.parametrize(
@@ -71,7 +141,7 @@ def test_small_face_gives_the_minimum(examples):
     img = np.asarray(Image.open(examples / "astronaut.png").convert("RGB").resize((96, 96)))
     canvas = np.full((400, 400, 3), 200, np.uint8)
     canvas[150:246, 150:246] = img
-    with pytest.raises(InputError, match=r"too small \(about \d+ px tall; at least 64 px needed\)"):
+    with pytest.raises(InputError, match=r"Portrait A: the face is too small: about \d+ px tall \(minimum 64 px\)"):
         build_rig(canvas, "A")
 
 
@@ -147,7 +217,7 @@ def test_profile_and_tiny_faces_are_refused_with_the_limit(examples):
     with pytest.raises(InputError, match=r"Portrait B: the face is turned too far .* at most 45"):
         check_face(turned, (512, 512), "B")
     check_face((lm - center) @ rotation_matrix(np.radians(25), 0, 0).T + center, (512, 512), "B")  # fine
-    with pytest.raises(InputError, match=r"too small .* at least 64 px"):
+    with pytest.raises(InputError, match=r"too small: \d+ px forehead to chin \(minimum 64 px\)"):
         check_face(center + (lm - center) * 0.2, (512, 512), "B")
 
 

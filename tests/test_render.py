@@ -42,7 +42,7 @@ def _speckles(frame: np.ndarray) -> int:
 
 
 def test_rest_frame_matches_the_crop(grace):
-    assert Q.psnr(_frame(grace), grace.face.image) >= 35
+    assert Q.psnr(_frame(grace), grace.rig.image) >= 35
 
 
 def test_jaw_opens_the_mouth_monotonically(grace):
@@ -59,7 +59,7 @@ def test_blink_closes_the_eyes(astronaut):
 
 
 def test_commanded_yaw_is_measured_back(astronaut):
-    model = astronaut.face.landmarks[np.array(Q.RIGID)]
+    model = astronaut.rig.landmarks[np.array(Q.RIGID)]
     rest = Q.head_pose(model, Q.landmarks(_frame(astronaut))[np.array(Q.RIGID), :2])[0]
     turned = Q.head_pose(model, Q.landmarks(_frame(astronaut, {"yaw": 10.0}))[np.array(Q.RIGID), :2])[0]
     assert abs(turned - rest - 10.0) <= 3.0, turned - rest
@@ -76,8 +76,8 @@ def test_expression_leaves_the_background_untouched(grace):
 
     rest = _frame(grace)
     talking = _frame(grace, jawOpen=0.5, mouthSmile_L=1.0, eyeBlink_R=1.0, browInnerUp=1.0, noseSneer=0.5)
-    head = grace.rig.head_alpha > 0.02
-    assert Q.ssim_outside(talking, grace.face.image, head) >= 0.98
+    head = grace.mesh_rig.head_alpha > 0.02
+    assert Q.ssim_outside(talking, grace.rig.image, head) >= 0.98
     # Away from the head (past how far the chin moves) not a single pixel changes.
     away = cv2.dilate(head.astype(np.uint8), np.ones((31, 31), np.uint8)) == 0
     assert np.array_equal(talking[away], rest[away])
@@ -87,10 +87,10 @@ def test_head_turn_moves_hair_not_background(grace):
     import cv2
 
     turned = _frame(grace, {"yaw": 10.0, "roll": 5.0})
-    near_head = cv2.dilate((grace.rig.head_alpha > 0.02).astype(np.uint8), np.ones((41, 41), np.uint8)) > 0
-    diff = np.abs(turned.astype(int) - grace.face.image.astype(int)).max(axis=2)
+    near_head = cv2.dilate((grace.mesh_rig.head_alpha > 0.02).astype(np.uint8), np.ones((41, 41), np.uint8)) > 0
+    diff = np.abs(turned.astype(int) - grace.rig.image.astype(int)).max(axis=2)
     assert diff[~near_head].max() <= 2  # the flag behind her stays where it is
-    hat = grace.face.landmarks[F.FOREHEAD, :2] - [0, 0.25 * grace.rig.face_height]  # the hat moves with the head
+    hat = grace.rig.landmarks[F.FOREHEAD, :2] - [0, 0.25 * grace.mesh_rig.face_height]  # the hat moves with the head
     x, y = np.round(hat).astype(int)
     assert diff[y - 10 : y + 10, x - 30 : x + 30].mean() > 5
 

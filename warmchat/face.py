@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from warmchat.config import FaceConfig
+from warmchat.config import FaceConfig, LimitsConfig
 from warmchat.errors import InputError
 from warmchat.loading import load_once
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +24,17 @@ MAX_SIDE = 2048  # larger uploads are downscaled first: the mesh needs no more a
 MIN_FACE_PX = 64  # faces smaller than this (forehead to chin, in the photo) are too blurry to animate
 MAX_YAW_DEG = 45.0  # beyond this the far half of the face is hidden and cannot be animated
 UPSCALE_NOTE = 2.5  # crops upscaled more than this look soft; the rig says so in its notes
+# Is it a human face? Two independent measures on a face-aligned crop around the mesh (docs/faces.md has the labelled
+# set they were chosen on): the short-range detector's confidence (people 0.80-0.97; animals, drawings 0.52-0.75) and
+# how well the mesh agrees with the mesh of the mirrored crop (people <= 0.012 face heights; others >= 0.016). The mesh
+# regressor fits a human shape to anything it is given, so its own proportions do not tell a cat from a person; its
+# stability under mirroring does.
+MIN_DETECTOR_SCORE = 0.78
+MAX_MIRROR_ERROR = 0.0145  # face heights, mean distance from each landmark to the mirrored mesh ...
+MIRROR_SLACK = 0.1  # ... plus this x (score - 0.8): small, blurry real faces jitter more but the detector is sure
+LIKENESS_CROP = 256  # pixels: side of the face-aligned crop, 2 face heights across
+MIN_SMALL_FACE_SCORE = 0.7  # below MIN_FACE_PX only a detection this sure is called "too small", else "no face"
+UPRIGHT_MAX_ROLL_DEG = 60.0  # a face rolled further than this is taken to be a sideways or upside-down photo
 
 # MediaPipe face-mesh landmark indices used across stages.
 FOREHEAD, CHIN = 10, 152
@@ -88,11 +104,12 @@ class FaceRig:
     landmarks: np.ndarray  # (478, 3) float32, x/y in crop pixels, z in pixels (same scale, toward camera negative)
     name: str  # "A" or "B": which portrait, for messages
     crop_box: tuple[float, float, float]  # (x0, y0, side) of the crop in the (possibly downscaled) original's pixels
-    source_size: tuple[int, int]  # (width, height) of the (possibly downscaled) original
+    source_size: tuple[int, int]  # (width, height) of the (possibly downscaled) original, after `quarter_turns`
     n_faces: int  # faces found in the original; the largest was used
     person_mask: np.ndarray | None = None  # (S, S) float32 in [0, 1]: person (1) vs background (0)
     source_scale: float = 1.0  # (possibly downscaled) original pixels per pixel of the uploaded file
     notes: list[str] = field(default_factory=list)  # things the user may want to know (several faces, upscaled)
+    quarter_turns: int = 0  # the upload was turned this many x 90 degrees counterclockwise (np.rot90) to stand upright
 
     @property
     def size(self) -> int:
@@ -111,10 +128,12 @@ class FaceRig:
             original: (H, W, 3) uint8, the uploaded photo at full resolution or as `load_image` returned it
                 (any size with the same aspect ratio works: the crop box is rescaled to it).
         Returns:
-            (H, W, 3) uint8: the photo with the crop replaced, feathered at the crop's edges.
+            (H', W', 3) uint8: the photo turned upright as the rig was (`quarter_turns`), with the crop replaced,
+            feathered at the crop's edges.
         """
         import cv2
 
+        original = np.ascontiguousarray(np.rot90(original, self.quarter_turns))
         h, w = original.shape[:2]
         s = w / self.source_size[0]
         x0, y0, side = self.crop_box
@@ -131,13 +150,20 @@ class FaceRig:
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """8-bit from any integer or float sample format, keeping the exposure (16-bit / 257, floats in [0, 1])."""
+    """8-bit from any sample format, keeping the exposure: 16-bit / 257, floats in [0, 1] x 255.
+
+    The sample format decides, not the values, so a dark 16-bit photo stays dark. Only 32/64-bit integers (which
+    carry no bit depth of their own) are taken as 16-bit when any value exceeds 255.
+    """
     if arr.dtype == np.uint8:
         return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
     a = arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.floating):
+        a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0)
         a = a * 255.0 if a.max(initial=0) <= 1.0 else a
-    elif a.max(initial=0) > 255:  # 16-bit samples
+    elif arr.dtype in (np.uint16, np.int16) or a.max(initial=0) > 255:
         a = a / 257.0
     return np.clip(a + 0.5, 0, 255).astype(np.uint8)
 
@@ -147,7 +173,7 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim == 2:
         arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or min(arr.shape[:2]) < 1:
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got shape {arr.shape}")
     arr = _to_uint8(arr)
     color, alpha = (arr[..., :-1], arr[..., -1:]) if arr.shape[2] in (2, 4) else (arr, None)
@@ -159,50 +185,111 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(color)
 
 
-def _read_file(path: Path, name: str) -> tuple[np.ndarray, float]:
-    """Decode an image file to RGB (EXIF rotation applied); returns (array, pixels kept per file pixel)."""
+def _pil_to_rgb(img) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a decoded PIL image of any mode, through the same conversions as arrays.
+
+    Every path (file, PIL image, array) ends in `_array_to_rgb`, so 16-bit grey, palette, CMYK and alpha look the
+    same whichever way a portrait arrives.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit greyscale: the sample format says 16 bits
+        return _array_to_rgb(np.asarray(img).astype(np.uint16))
+    if img.mode in ("I", "F"):  # 32-bit int or float greyscale: `_to_uint8` reads the range from the values
+        return _array_to_rgb(np.asarray(img))
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return _array_to_rgb(np.asarray(img.convert("RGBA")))
+    return _array_to_rgb(np.asarray(img.convert("RGB")))  # RGB, L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 10e6 else f"{n / 1e6:.1f} MB"
+
+
+def _too_many_pixels(name: str, what: str, w: int, h: int, limits: LimitsConfig, field: str) -> InputError:
+    return InputError(
+        f"Portrait {name}: {what} is too large ({w} x {h} = {w * h / 1e6:.0f} megapixels; "
+        f"at most {limits.image_pixels / 1e6:.0f}). Use a smaller photo.",
+        field,
+    )
+
+
+def _read_file(path: Path, name: str, limits: LimitsConfig) -> tuple[np.ndarray, float]:
+    """Decode an image file to RGB (EXIF rotation applied); returns (array, pixels kept per file pixel).
+
+    Size limits are checked before anything is decoded: the file's length, then the pixel count in its header.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     field = f"portrait_{name.lower()}"
     if not path.is_file():
         raise InputError(f"Portrait {name}: file not found: {path}. Upload a JPEG, PNG or WebP photo.", field)
+    n_bytes = path.stat().st_size
+    if n_bytes == 0:
+        raise InputError(f"Portrait {name}: the file is empty ({path.name}). Upload a JPEG, PNG or WebP photo.", field)
+    if n_bytes > limits.image_bytes:
+        raise InputError(
+            f"Portrait {name}: the file is too large ({_megabytes(n_bytes)}; at most "
+            f"{_megabytes(limits.image_bytes)}). Use a smaller photo or save it as JPEG.",
+            field,
+        )
+    unreadable = (
+        f"Portrait {name}: {path.name} is not an image we can read (PNG, JPEG, WebP, GIF, BMP, TIFF). "
+        "Upload a photo in one of these formats."
+    )
     try:
+        # `open` reads only the header: the size is known before a single pixel is decoded.
         img = Image.open(path)
-        full_w = img.width
+        w, h = img.size
+        if w * h > limits.image_pixels:
+            raise _too_many_pixels(name, path.name, w, h, limits, field)
         # JPEG can decode straight at 1/2, 1/4 or 1/8 scale: a 50-megapixel phone photo then never sits in memory.
         img.draft("RGB", (MAX_SIDE, MAX_SIDE))
         img.load()
-    except Image.DecompressionBombError as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, for a limit set above its threshold
         raise InputError(
-            f"Portrait {name}: {path.name} is too large to open safely ({exc}). Use a photo under 150 megapixels.",
-            field,
+            f"Portrait {name}: {path.name} is too large to open safely ({exc}). Use a smaller photo.", field
         ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(
-            f"Portrait {name}: {path.name} is not a readable image ({exc}). Upload a JPEG, PNG or WebP photo.",
-            field,
-        ) from exc
-    scale = img.width / full_w
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or float greyscale
-        return _array_to_rgb(np.asarray(img)), scale
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        return _array_to_rgb(np.asarray(img.convert("RGBA"))), scale
-    return np.asarray(img.convert("RGB"), dtype=np.uint8), scale  # RGB, L, 1, CMYK, YCbCr, LAB, HSV
+    except UnidentifiedImageError as exc:
+        raise InputError(unreadable, field) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or corrupt data after a valid header
+        raise InputError(f"{unreadable[:-1]} ({exc}).", field) from exc
+    scale = img.width / w
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError) as exc:  # malformed EXIF: keep the pixels as stored
+        log.warning("portrait %s: ignoring unreadable EXIF orientation in %s: %s", name, path.name, exc)
+    return _pil_to_rgb(img), scale
 
 
-def _load(source: str | Path | np.ndarray, name: str) -> tuple[np.ndarray, float]:
+def _load(
+    source: str | Path | np.ndarray | PILImage, name: str, limits: LimitsConfig | None = None
+) -> tuple[np.ndarray, float]:
     import cv2
 
-    if isinstance(source, np.ndarray):
-        try:
-            image, scale = _array_to_rgb(source), 1.0
-        except ValueError as exc:
-            raise InputError(f"Portrait {name}: {exc}", f"portrait_{name.lower()}") from exc
+    limits = limits or LimitsConfig()
+    field = f"portrait_{name.lower()}"
+    if source is None:
+        raise InputError(f"Portrait {name}: no image was given. Upload a JPEG, PNG or WebP photo.", field)
+    if isinstance(source, (str, os.PathLike)):
+        image, scale = _read_file(Path(source), name, limits)
     else:
-        image, scale = _read_file(Path(source), name)
+        is_pil = hasattr(source, "getexif") and hasattr(source, "mode")  # a PIL image, without importing PIL here
+        shape = (source.height, source.width) if is_pil else np.shape(source)
+        if len(shape) < 2:
+            raise InputError(f"Portrait {name}: expected an image, got {type(source).__name__}.", field)
+        h, w = shape[:2]
+        if w * h > limits.image_pixels:
+            raise _too_many_pixels(name, "the image", w, h, limits, field)
+        try:
+            if is_pil:
+                from PIL import ImageOps
+
+                image, scale = _pil_to_rgb(ImageOps.exif_transpose(source)), 1.0
+            else:
+                image, scale = _array_to_rgb(source), 1.0
+        except (ValueError, TypeError, OSError) as exc:  # a wrong shape or dtype; a lazily opened image that fails
+            raise InputError(f"Portrait {name}: {exc}", field) from exc
     h, w = image.shape[:2]
     if max(h, w) > MAX_SIDE:
         k = MAX_SIDE / max(h, w)
@@ -211,14 +298,20 @@ def _load(source: str | Path | np.ndarray, name: str) -> tuple[np.ndarray, float
     return image, scale
 
 
-def load_image(source: str | Path | np.ndarray, name: str = "A") -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB: EXIF rotation applied, alpha on white, 16-bit/CMYK/grey converted,
-    downscaled to at most `MAX_SIDE` pixels.
+def load_image(
+    source: str | Path | np.ndarray | PILImage, name: str = "A", limits: LimitsConfig | None = None
+) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB: EXIF rotation applied, alpha on white, 16-bit/CMYK/grey/palette
+    converted, downscaled to at most `MAX_SIDE` pixels. Files, PIL images and arrays go through the same conversions.
 
+    Args:
+        source: a file path (what the app passes for uploads), a PIL image, or an (H, W[, C]) array.
+        name: "A" or "B", for messages.
+        limits: file size (`image_bytes`) and pixel count (`image_pixels`) limits; default `LimitsConfig()`.
     Raises:
-        InputError: the file is missing, is not a readable image, or is absurdly large.
+        InputError: the file is missing, empty, not an image, damaged, or over the size limits.
     """
-    return _load(source, name)[0]
+    return _load(source, name, limits)[0]
 
 
 _MP_LOCK = threading.Lock()  # MediaPipe graphs are not safe to share across threads
@@ -243,6 +336,15 @@ def _face_detector():
 
 
 @load_once
+def _near_face_detector():
+    import mediapipe as mp
+
+    # A low threshold: the likeness check wants the score of whatever is there, and decides itself.
+    log.info("loading MediaPipe short-range face detector from the mediapipe wheel")
+    return mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.2)
+
+
+@load_once
 def _segmenter():
     import mediapipe as mp
 
@@ -263,17 +365,22 @@ def detect_landmarks(image: np.ndarray) -> list[np.ndarray]:
     return faces
 
 
-def detect_faces(image: np.ndarray) -> list[tuple[float, float, float, float]]:
-    """Face boxes (x, y, w, h) in pixels from the full-range detector (small and distant faces too), largest first."""
+def _detections(image: np.ndarray, detector=None) -> list[tuple[float, float, float, float, float]]:
+    """(x, y, w, h, score) boxes in pixels, largest first."""
     with _MP_LOCK:
-        result = _face_detector().process(np.ascontiguousarray(image))
+        result = (detector or _face_detector()).process(np.ascontiguousarray(image))
     h, w = image.shape[:2]
     boxes = []
     for det in result.detections or []:
         b = det.location_data.relative_bounding_box
-        boxes.append((b.xmin * w, b.ymin * h, b.width * w, b.height * h))
+        boxes.append((b.xmin * w, b.ymin * h, b.width * w, b.height * h, float(det.score[0])))
     boxes.sort(key=lambda b: -b[2] * b[3])
     return boxes
+
+
+def detect_faces(image: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Face boxes (x, y, w, h) in pixels from the full-range detector (small and distant faces too), largest first."""
+    return [b[:4] for b in _detections(image)]
 
 
 def segment_person(image: np.ndarray) -> np.ndarray:
@@ -299,6 +406,70 @@ def head_angles(lm: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(roll)
 
 
+@dataclass
+class FaceLikeness:
+    """How much a found face mesh looks like a real human face (see `face_likeness`)."""
+
+    detector_score: float  # short-range detector confidence on the face-aligned crop, 0 if it saw nothing
+    mirror_error: float  # face heights: mesh vs the mesh of the mirrored crop (inf if that found nothing)
+
+    @property
+    def is_human(self) -> bool:
+        tolerance = MAX_MIRROR_ERROR + MIRROR_SLACK * max(0.0, self.detector_score - 0.8)
+        return self.detector_score >= MIN_DETECTOR_SCORE and self.mirror_error <= tolerance
+
+
+def _aligned_crop(image: np.ndarray, lm: np.ndarray, side_faces: float, out: int) -> np.ndarray:
+    """A square crop `side_faces` face heights across, centred on the mesh and turned so the face is upright."""
+    import cv2
+
+    xy = lm[:, :2].astype(np.float64)
+    up = xy[FOREHEAD] - xy[CHIN]
+    face_h = float(np.linalg.norm(up))
+    up /= max(face_h, 1e-6)
+    right = np.array([-up[1], up[0]])
+    s = out / (side_faces * max(face_h, 1e-6))
+    m = s * np.array([right, -up])  # rows: crop x along the face's right, crop y along its down
+    t = out / 2 - m @ xy.mean(axis=0)
+    affine = np.hstack([m, t[:, None]])
+    flags = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, affine, (out, out), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def face_likeness(image: np.ndarray, lm: np.ndarray) -> FaceLikeness:
+    """Score a face mesh found in `image` on how human it is: detector confidence and mirror stability.
+
+    Animals, drawings and objects the mesh model was given still come back with a plausible human mesh; what gives
+    them away is that the dedicated detector is unsure and that the mesh of the mirrored crop disagrees.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        lm: (478, 3) landmarks in pixels of `image`.
+    """
+    from scipy.spatial import cKDTree
+
+    n = LIKENESS_CROP
+    crop = _aligned_crop(image, lm, 2.0, n)
+    near = [b for b in _detections(crop, _near_face_detector()) if abs(b[0] + b[2] / 2 - n / 2) < 0.3 * n]
+    score = max((b[4] for b in near), default=0.0)
+    mesh = detect_landmarks(crop)
+    mirrored = detect_landmarks(np.ascontiguousarray(crop[:, ::-1]))
+    if not mesh or not mirrored:
+        return FaceLikeness(score, float("inf"))
+    a, b = mesh[0][:, :2], mirrored[0][:, :2].copy()
+    b[:, 0] = n - 1 - b[:, 0]
+    face_h = float(np.linalg.norm(a[FOREHEAD] - a[CHIN]))
+    # Mirroring swaps left and right landmark ids, so compare point sets: each landmark to its nearest mirrored one.
+    err = float(cKDTree(b).query(a)[0].mean()) / max(face_h, 1e-6)
+    return FaceLikeness(score, err)
+
+
+def face_roll(lm: np.ndarray) -> float:
+    """Degrees the face's chin-to-forehead axis is turned clockwise from image-up (0 upright, 180 upside down)."""
+    up = lm[FOREHEAD, :2].astype(np.float64) - lm[CHIN, :2]
+    return float(np.degrees(np.arctan2(up[0], -up[1])))
+
+
 def check_face(lm: np.ndarray, image_size: tuple[int, int], name: str = "A") -> None:
     """Raise a specific InputError if this face cannot be animated well: too small, cut off or in profile.
 
@@ -311,8 +482,8 @@ def check_face(lm: np.ndarray, image_size: tuple[int, int], name: str = "A") -> 
     face_h = float(np.linalg.norm(lm[FOREHEAD, :2] - lm[CHIN, :2]))
     if face_h < MIN_FACE_PX:
         raise InputError(
-            f"Portrait {name}: the face is too small ({face_h:.0f} px from forehead to chin; "
-            f"at least {MIN_FACE_PX} px needed). Use a closer or higher-resolution photo, or crop it around the face.",
+            f"Portrait {name}: the face is too small: {face_h:.0f} px forehead to chin (minimum {MIN_FACE_PX} px). "
+            "Use a closer or higher-resolution photo, or crop it around the face.",
             field,
         )
     x_min, y_min = lm[:, :2].min(axis=0)
@@ -333,73 +504,133 @@ def check_face(lm: np.ndarray, image_size: tuple[int, int], name: str = "A") -> 
         )
 
 
-def _find_face(image: np.ndarray, name: str) -> tuple[np.ndarray, int]:
-    """The largest face's landmarks and the number of faces; small faces are found by detector, then meshed."""
+def _no_face(name: str, detail: str = "") -> InputError:
+    return InputError(
+        f"Portrait {name}: no human face found{detail}. Use a clear, front-facing photo of one person "
+        "(photos, paintings and statues of people work; animals, objects and cartoons do not).",
+        f"portrait_{name.lower()}",
+    )
+
+
+def _find_face(image: np.ndarray, name: str) -> tuple[np.ndarray, int, FaceLikeness]:
+    """The largest human face's landmarks, the number of faces and how human it looked; small faces are found by
+    detector, then meshed.
+
+    Raises:
+        InputError: no human face (nothing found, or only things that fail `face_likeness`), or a face too small.
+    """
     import cv2
 
+    field = f"portrait_{name.lower()}"
     faces = detect_landmarks(image)
-    boxes = detect_faces(image)  # counts faces the mesh's short-range detector misses, too
-    if faces:
-        return faces[0], max(len(faces), len(boxes))
+    boxes = [b for b in _detections(image) if b[4] >= MIN_DETECTOR_SCORE]  # faces the mesh's detector misses, too
+    human = [(lm, like) for lm in faces if (like := face_likeness(image, lm)).is_human]
+    if human:
+        return human[0][0], max(len(human), len(boxes)), human[0][1]
     # Faces that are small in a big photo: the full-range detector, then the same on overlapping tiles (each
     # face is larger relative to a tile), so a tiny face is reported as too small rather than as no face.
     h, w = image.shape[:2]
+    boxes = _detections(image)
     th, tw = int(0.6 * h), int(0.6 * w)
     for ty in (0, h - th) if not boxes else ():
         for tx in (0, w - tw):
             tile = np.ascontiguousarray(image[ty : ty + th, tx : tx + tw])
-            boxes += [(x + tx, y + ty, bw, bh) for x, y, bw, bh in detect_faces(tile)]
+            boxes += [(x + tx, y + ty, bw, bh, s) for x, y, bw, bh, s in _detections(tile)]
     boxes.sort(key=lambda b: -b[2] * b[3])
-    field = f"portrait_{name.lower()}"
-    if not boxes:
-        raise InputError(
-            f"Portrait {name}: no human face found. Use a clear, front-facing photo of one person.", field
-        )
-    x, y, bw, bh = boxes[0]
-    if bh < MIN_FACE_PX:
-        raise InputError(
-            f"Portrait {name}: the face is too small (about {bh:.0f} px tall; at least {MIN_FACE_PX} px needed). "
-            "Use a closer or higher-resolution photo, or crop it around the face.",
-            field,
-        )
-    # Re-run the mesh on a square around the detection, big enough for its short-range detector.
-    side = 3.0 * max(bw, bh)
-    x0, y0 = x + bw / 2 - side / 2, y + bh / 2 - side / 2
-    k = 384 / side
-    m = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
-    patch = cv2.warpAffine(image, m, (384, 384), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    faces = detect_landmarks(patch)
-    if not faces:
-        raise InputError(
-            f"Portrait {name}: no human face found that can be tracked. "
-            "Use a clear, front-facing photo of one person.",
-            field,
-        )
-    lm = faces[0].copy()
-    lm[:, :2] = lm[:, :2] / k + [x0, y0]
-    lm[:, 2] /= k
-    return lm, len(boxes)
+    for x, y, bw, bh, score in boxes:
+        if bh < MIN_FACE_PX:
+            if score < MIN_SMALL_FACE_SCORE:
+                continue  # an unsure speck: not evidence of a face
+            raise InputError(
+                f"Portrait {name}: the face is too small: about {bh:.0f} px tall (minimum {MIN_FACE_PX} px). "
+                "Use a closer or higher-resolution photo, or crop it around the face.",
+                field,
+            )
+        # Re-run the mesh on a square around the detection, big enough for its short-range detector.
+        side = 3.0 * max(bw, bh)
+        x0, y0 = x + bw / 2 - side / 2, y + bh / 2 - side / 2
+        k = 384 / side
+        m = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
+        patch = cv2.warpAffine(image, m, (384, 384), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        for found in detect_landmarks(patch):
+            lm = found.copy()
+            lm[:, :2] = lm[:, :2] / k + [x0, y0]
+            lm[:, 2] /= k
+            likeness = face_likeness(image, lm)
+            if likeness.is_human:
+                return lm, len(boxes), likeness
+    raise _no_face(name)
 
 
-def build_rig(source: str | Path | np.ndarray, name: str = "A", config: FaceConfig | None = None) -> FaceRig:
-    """Read a portrait, find its largest face, crop head and shoulders to a square and segment the person.
+def _find_upright_face(image: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int, int, FaceLikeness]:
+    """Find the face in all four quarter turns of the photo and keep the turn that shows it upright.
 
+    Every turn is tried, not only when the photo as given fails: the mesh sometimes fits an upright mesh onto a
+    sideways or upside-down face (a painting in three-quarter view turned 90 degrees read as tilted 39 degrees; an
+    upside-down face as upright, with a lower detector score). Of the turns with a human face within
+    `UPRIGHT_MAX_ROLL_DEG` of upright, the one with the least roll plus 100 x (1 - detector score) wins.
+
+    Returns:
+        (image, landmarks, n_faces, quarter_turns, likeness): the image turned `quarter_turns` x 90 degrees
+        counterclockwise (`np.rot90`), the face upright in it, its landmarks in that image's pixels, and the evidence
+        that it is human.
     Raises:
-        InputError: with the portrait's name, for unreadable files, no face, a face too small, cut off, or in profile.
+        InputError: what the photo as given was refused for, when no turn gives an upright human face.
+    """
+    best: tuple | None = None
+    first_error: InputError | None = None
+    for k in range(4):
+        turned = np.ascontiguousarray(np.rot90(image, k))
+        try:
+            lm, n_faces, likeness = _find_face(turned, name)
+        except InputError as exc:
+            first_error = first_error or exc
+            continue
+        roll = abs(face_roll(lm))
+        if roll > UPRIGHT_MAX_ROLL_DEG:
+            continue  # this turn shows the face lying on its side; another turn stands it up
+        cost = roll + 100.0 * (1.0 - likeness.detector_score)
+        if best is None or cost < best[0]:
+            best = (cost, turned, lm, n_faces, k, likeness)
+    if best is None:
+        raise first_error or _no_face(name)
+    return best[1:]
+
+
+def build_rig(
+    source: str | Path | np.ndarray | PILImage,
+    name: str = "A",
+    config: FaceConfig | None = None,
+    limits: LimitsConfig | None = None,
+) -> FaceRig:
+    """Read a portrait, find its largest human face (turning the photo upright if needed), crop head and shoulders
+    to a square and segment the person.
+
+    Args:
+        source: a file path (uploads), a PIL image or an (H, W[, C]) array; see `load_image`.
+        name: "A" or "B": which portrait, for messages and the error's `field`.
+        config: crop size and margin.
+        limits: file size and pixel count limits (default `LimitsConfig()`); the app passes `app_limits()`.
+    Raises:
+        InputError: with the portrait's name, for unreadable, empty or oversized files, no human face, a face too
+            small, cut off, or in profile.
     """
     import cv2
 
     cfg = config or FaceConfig()
-    image, source_scale = _load(source, name)
+    image, source_scale = _load(source, name, limits)
+    image, lm, n_faces, turns, _ = _find_upright_face(image, name)
     h, w = image.shape[:2]
-    lm, n_faces = _find_face(image, name)
     check_face(lm, (w, h), name)
     notes = []
+    if turns:
+        how = {1: "90° counterclockwise", 2: "180°", 3: "90° clockwise"}[turns]
+        notes.append(f"Portrait {name}: the face was sideways or upside down; the photo was turned {how}.")
+        log.info(notes[-1])
     if n_faces > 1:
         notes.append(f"Portrait {name}: {n_faces} faces found; animating the largest one.")
         log.warning(notes[-1])
     face_h = float(np.linalg.norm(lm[FOREHEAD, :2] - lm[CHIN, :2]))
-
     # Square crop around head and shoulders, centred a little below the face centre.
     x_min, y_min = lm[:, :2].min(axis=0)
     x_max, y_max = lm[:, :2].max(axis=0)
@@ -437,4 +668,5 @@ def build_rig(source: str | Path | np.ndarray, name: str = "A", config: FaceConf
         person_mask=segment_person(crop),
         source_scale=source_scale,
         notes=notes,
+        quarter_turns=turns,
     )

@@ -29,8 +29,10 @@ MIN_MOVE_PX = 0.05  # blendshape displacements below this are dropped, so far-aw
 
 
 @dataclass
-class Rig:
-    """Control points, blendshape basis, head-follow weights and mesh for one portrait."""
+class MeshRig:
+    """The animatable 3D mesh model of one portrait: control points (the 478 landmarks with depth, plus hair, neck and
+    background points), their blendshape basis, head-follow weights and triangles. Built from a `face.FaceRig` (the
+    cropped portrait) by `build_mesh_rig`; posed per frame by `pose_points`."""
 
     rest: np.ndarray  # (P, 3) rest positions (pixels): 478 landmarks, then hair/neck/background points
     basis: np.ndarray  # (K, P, 2) displacement of each point at control value 1 (pixels)
@@ -174,8 +176,8 @@ def _hole_triangles(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(tris, dtype=np.int32), np.array(hidden, dtype=np.int32)
 
 
-def build_rig_basis(landmarks: np.ndarray, size: int, person_mask: np.ndarray | None = None) -> Rig:
-    """Build the rig for a face mesh (478, 3) in a square crop of `size` pixels.
+def build_mesh_rig(landmarks: np.ndarray, size: int, person_mask: np.ndarray | None = None) -> MeshRig:
+    """Build the mesh rig for a face mesh (478, 3) in a square crop of `size` pixels (a `FaceRig`'s crop).
 
     Args:
         person_mask: (size, size) float in [0, 1] from `face.segment_person`; without it, everything within a
@@ -292,7 +294,7 @@ def build_rig_basis(landmarks: np.ndarray, size: int, person_mask: np.ndarray | 
     _cheeks_nose_gaze(put, loc, hidden_iris)
     basis[:, hidden_iris] = 0.0
     basis[np.linalg.norm(basis, axis=2) < MIN_MOVE_PX] = 0.0
-    return Rig(
+    return MeshRig(
         rest=rest,
         basis=basis.astype(np.float32),
         head_weight=head_weight,
@@ -474,7 +476,9 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def pose_points(rig: Rig, expression: np.ndarray, pose: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+def pose_points(
+    mesh_rig: MeshRig, expression: np.ndarray, pose: np.ndarray, ids: np.ndarray | None = None
+) -> np.ndarray:
     """Control points for one frame.
 
     Args:
@@ -485,12 +489,12 @@ def pose_points(rig: Rig, expression: np.ndarray, pose: np.ndarray, ids: np.ndar
         (P, 3) positions: x, y in image pixels and depth (pixels, larger is further away).
     """
     sel = slice(None) if ids is None else ids
-    pts = rig.rest[sel].copy()
+    pts = mesh_rig.rest[sel].copy()
     # einsum, not a BLAS call: a few thousand multiply-adds are not worth waking a thread pool for.
-    pts[:, :2] += np.einsum("k,kpc->pc", np.asarray(expression, dtype=np.float32), rig.basis[:, sel])
+    pts[:, :2] += np.einsum("k,kpc->pc", np.asarray(expression, dtype=np.float32), mesh_rig.basis[:, sel])
     rot = rotation_matrix(pose[POSE_INDEX["yaw"]], pose[POSE_INDEX["pitch"]], pose[POSE_INDEX["roll"]])
-    moved = (pts - rig.pivot) @ rot.T * pose[POSE_INDEX["scale"]] + rig.pivot
-    moved[:, 0] += pose[POSE_INDEX["tx"]] * rig.face_height
-    moved[:, 1] += pose[POSE_INDEX["ty"]] * rig.face_height
-    w = rig.head_weight[sel, None]
+    moved = (pts - mesh_rig.pivot) @ rot.T * pose[POSE_INDEX["scale"]] + mesh_rig.pivot
+    moved[:, 0] += pose[POSE_INDEX["tx"]] * mesh_rig.face_height
+    moved[:, 1] += pose[POSE_INDEX["ty"]] * mesh_rig.face_height
+    w = mesh_rig.head_weight[sel, None]
     return pts * (1 - w) + moved * w

@@ -83,7 +83,7 @@ class MotionTrack:
     """Per-frame motion of one face."""
 
     expression: np.ndarray  # (T, K) controls.CONTROLS
-    pose: np.ndarray  # (T, 6) yaw, pitch, roll (rad), tx, ty (fraction of face width), scale
+    pose: np.ndarray  # (T, 6) yaw, pitch, roll (rad), tx, ty (units of face height, forehead to chin), scale
     fps: int
 
     def __len__(self) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from warmchat import face as F
 from warmchat.controls import INDEX, POSE_INDEX
 from warmchat.face import FaceRig
-from warmchat.rig import Rig, build_rig_basis, pose_points
+from warmchat.rig import MeshRig, build_mesh_rig, pose_points
 
 UPPER_IN, LOWER_IN = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
 LIDS = (  # blink control, upper-lid line from corner to corner
@@ -79,11 +79,11 @@ class CpuRenderer:
         """
         import cv2
 
-        self.face = rig
-        self.rig: Rig = build_rig_basis(rig.landmarks, rig.size, rig.person_mask)
+        self.rig = rig
+        self.mesh_rig: MeshRig = build_mesh_rig(rig.landmarks, rig.size, rig.person_mask)
         self.step = int(map_step)
         size = rig.size
-        r = self.rig
+        r = self.mesh_rig
         moves = (r.head_weight > 0) | (np.abs(r.basis).max(axis=(0, 2)) > 0)
         moving = moves[r.triangles].any(axis=1)
         self._tris = r.triangles[moving]  # (M, 3) only these are drawn; elsewhere the map is the identity
@@ -122,11 +122,11 @@ class CpuRenderer:
     def render(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose."""
         pose = self._damped(pose)
-        pts3 = pose_points(self.rig, expression, pose)
+        pts3 = pose_points(self.mesh_rig, expression, pose)
         pts = pts3[:, :2]
-        out = self.face.image.copy()
+        out = self.rig.image.copy()
         self._warp(out, pts, pts3[:, 2])
-        anchors = pose_points(self.rig, np.zeros_like(expression), pose, self._anchor_ids)[:, :2]
+        anchors = pose_points(self.mesh_rig, np.zeros_like(expression), pose, self._anchor_ids)[:, :2]
         self._paint_mouth(out, pts, anchors[: len(UPPER_IN)])
         start = len(UPPER_IN)
         for control, ids, colors in self._lids:
@@ -138,7 +138,7 @@ class CpuRenderer:
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) image positions of the rig's points (the 478 landmarks first) as `render` places them."""
-        return pose_points(self.rig, expression, self._damped(pose))[:, :2]
+        return pose_points(self.mesh_rig, expression, self._damped(pose))[:, :2]
 
     def _damped(self, pose: np.ndarray) -> np.ndarray:
         if pose[POSE_INDEX["yaw"]] * self._rest_yaw >= 0:
@@ -156,7 +156,7 @@ class CpuRenderer:
     def _warp(self, out: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> None:
         import cv2
 
-        size, s = self.face.size, self.step
+        size, s = self.rig.size, self.step
         dst = pts[self._tris]  # (M, 3, 2)
         lo = np.floor(dst.reshape(-1, 2).min(axis=0)).astype(int) - 2
         hi = np.ceil(dst.reshape(-1, 2).max(axis=0)).astype(int) + 3
@@ -199,7 +199,7 @@ class CpuRenderer:
         buf = self._buffers.get(name)
         if buf is None or buf.size < n:
             channels = shape[2] if len(shape) == 3 else 1
-            buf = np.empty(max(n, (self.face.size + 2 * self.step) ** 2 * channels), dtype)
+            buf = np.empty(max(n, (self.rig.size + 2 * self.step) ** 2 * channels), dtype)
             self._buffers[name] = buf
         return buf[:n].reshape(shape)
 
@@ -214,7 +214,7 @@ class CpuRenderer:
 
         up, lo = pts[UPPER_IN], pts[LOWER_IN]
         gap = float(np.max(np.linalg.norm(lo[1:-1] - up[1:-1], axis=1)))
-        face_h = self.rig.face_height
+        face_h = self.mesh_rig.face_height
         # Paint only as far as the mouth opened beyond the photo: an open-mouthed portrait keeps its own teeth.
         opened = float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0.0, 1.0))
         if gap < 1.0 or opened <= 0.0:
@@ -300,7 +300,7 @@ class CpuRenderer:
             amount: the blink control, 0.2 .. 1.
         """
 
-        face_h = self.rig.face_height
+        face_h = self.mesh_rig.face_height
         lift = np.array([0.0, 0.008 * face_h])  # cover the lashes above the rest margin, too
         shape = np.concatenate([lid_rest - lift, lid[::-1] + lift / 2])
         x0, y0 = np.maximum(np.floor(shape.min(axis=0)).astype(int) - 3, 0)

@@ -430,7 +430,7 @@ class DiffusionRenderer:
         self.cfg = config or RenderConfig()
         if self.cfg.diffusion_size % 8:
             raise ValueError(f"diffusion_size must be a multiple of 8, got {self.cfg.diffusion_size}")
-        self.face = rig
+        self.rig = rig
         self.warp = CpuRenderer(rig)
         self.seed = person_seed(seed, rig.name)
         self._key, pipe = load_diffusion_pipeline(self.cfg, device, local_files_only)
@@ -454,7 +454,7 @@ class DiffusionRenderer:
         """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses, refined in one GPU call."""
         import cv2
 
-        size, work = self.face.size, self.cfg.diffusion_size
+        size, work = self.rig.size, self.cfg.diffusion_size
         scale = work / size
         warped = np.stack([self.warp.render(e, p) for e, p in zip(expressions, poses, strict=True)])  # (B, S, S, 3)
         points = [self.frame_points(e, p) for e, p in zip(expressions, poses, strict=True)]

@@ -122,16 +122,16 @@ class ControlFitter:
     """Least-squares inverse of the rig: landmark displacements in the neutral frame's pose -> control values."""
 
     def __init__(self, ref: np.ndarray, size: int):
-        from warmchat.rig import build_rig_basis
+        from warmchat.rig import build_mesh_rig
 
-        self.rig = build_rig_basis(ref.astype(np.float32), size)
-        basis = self.rig.basis[:, : self.rig.n_landmarks].astype(np.float64)  # (K, 478, 2)
+        self.mesh_rig = build_mesh_rig(ref.astype(np.float32), size)
+        basis = self.mesh_rig.basis[:, : self.mesh_rig.n_landmarks].astype(np.float64)  # (K, 478, 2)
         # The tracker places lips, lids and brows precisely and the face outline loosely: weigh rows accordingly.
-        weight = np.full(self.rig.n_landmarks, OUTLINE_WEIGHT)
+        weight = np.full(self.mesh_rig.n_landmarks, OUTLINE_WEIGHT)
         weight[np.array(FEATURE_POINTS)] = 1.0
         self.w = np.repeat(weight, 2)
         self.a = basis.reshape(K, -1).T * self.w[:, None]  # (956, K) pixels per unit control
-        self.ridge = np.sqrt(RIDGE) * self.rig.face_height / 100 * np.eye(K)
+        self.ridge = np.sqrt(RIDGE) * self.mesh_rig.face_height / 100 * np.eye(K)
         self.lo = np.array([-1.0 if c in SIGNED else 0.0 for c in CONTROLS])
         self.ref = ref
 
@@ -194,7 +194,7 @@ def extract_motion(frames: np.ndarray, fps: float, audio: np.ndarray | None = No
     ref_index = int(np.flatnonzero(found)[choose_reference(seen, gaps, ears)])
     ref = tracked[ref_index]
     fitter = ControlFitter(ref, max(frames.shape[1:3]))
-    pivot, face_h = fitter.rig.pivot, fitter.rig.face_height
+    pivot, face_h = fitter.mesh_rig.pivot, fitter.mesh_rig.face_height
     n = len(frames)
     pose = np.zeros((n, 6))
     controls = np.zeros((n, K))
