@@ -85,7 +85,8 @@ class OpenAIBackend:
 
     The client is made for this backend only (one per request) and reads nothing from the environment: an empty key
     sends a placeholder, never OPENAI_API_KEY (`warmchat.server_url.openai_client`). The key is never logged, and is
-    scrubbed from every error message; errors are raised `from None`, so they carry no chained client exception.
+    scrubbed from every error message; errors are raised outside the client's exception handler, so they chain no
+    client exception (`__cause__` and `__context__` are None).
     """
 
     name = "openai"
@@ -178,53 +179,69 @@ class OpenAIBackend:
                 "json_schema": {"name": "turn", "schema": TURN_SCHEMA, "strict": True},
             }
         try:
-            try:
-                reply = self.client.chat.completions.create(**kwargs)
-            except openai.BadRequestError as exc:
-                if not self.structured or "response_format" not in str(exc):
-                    raise
-                # Some servers (e.g. `transformers serve`) reject response_format; the prompt asks for JSON anyway.
-                log.warning("%s does not support structured output; asking for JSON in the prompt only", self.server)
-                self.structured = False
-                kwargs.pop("response_format")
-                reply = self.client.chat.completions.create(**kwargs)
-        except openai.APITimeoutError:
-            raise BackendUnavailable(
-                f"the LLM server at {self.server} did not answer within {self.config.llm_timeout_s:g} s "
-                f"({self.config.llm_retries + 1} tries); check that it is running and not overloaded, raise "
-                "DialogueConfig.llm_timeout_s, or use --llm local"
-            ) from None
-        except openai.APIConnectionError:
-            raise BackendUnavailable(
-                f"could not connect to the LLM server at {self.server}; start it, or fix OPENAI_BASE_URL "
-                "(--llm-base-url), or use --llm local"
-            ) from None
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise BackendUnavailable(
-                f"the LLM server at {self.server} refused the API key (HTTP {exc.status_code}); set OPENAI_API_KEY "
-                "to a valid key for that server"
-            ) from None
-        except openai.NotFoundError:
-            raise BackendUnavailable(
-                f"the LLM server at {self.server} has no model {self.model[:80]!r} (HTTP 404); set --llm-model or "
-                "WARMCHAT_LLM_MODEL to a model it serves, and check that the base URL ends in /v1"
-            ) from None
-        except openai.APIStatusError as exc:  # 429 and 5xx after the client's own retries, or another 4xx
-            detail = server_detail(exc, self._key)
-            raise BackendUnavailable(
-                f"the LLM server at {self.server} answered HTTP {exc.status_code}: {detail}; try again later, "
-                "check the model name, or use --llm local"
-            ) from None
-        except openai.APIError as exc:  # e.g. a reply that is not a chat completion at all
-            raise BackendUnavailable(
-                f"the LLM server at {self.server} gave a reply that is not an OpenAI chat completion "
-                f"({server_detail(exc, self._key)}); check the base URL, or use --llm local"
-            ) from None
+            reply = self._create(kwargs)
+            error = None
+        except openai.APIError as exc:
+            error = self._explain(exc)
+        if error is not None:
+            # Raised here, outside the handler: no __cause__ or __context__ carries the client's error (and the
+            # server's words in it) along.
+            raise error
         try:
             content = reply.choices[0].message.content if reply.choices else ""
         except (AttributeError, TypeError, IndexError, KeyError):  # a malformed body: treat it as an unusable reply
             return ""
         return content[:MAX_RAW_CHARS] if isinstance(content, str) else ""
+
+    def _create(self, kwargs: dict):
+        """The chat completion; a server that rejects response_format is asked again without it."""
+        import openai
+
+        try:
+            return self.client.chat.completions.create(**kwargs)
+        except openai.BadRequestError as exc:
+            if not self.structured or "response_format" not in str(exc):
+                raise
+        # Some servers (e.g. `transformers serve`) reject response_format; the prompt asks for JSON anyway.
+        log.warning("%s does not support structured output; asking for JSON in the prompt only", self.server)
+        self.structured = False
+        kwargs.pop("response_format")
+        return self.client.chat.completions.create(**kwargs)
+
+    def _explain(self, exc: Exception) -> BackendUnavailable:
+        """The client's error as a BackendUnavailable naming the server and the fix, with keys scrubbed."""
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return BackendUnavailable(
+                f"the LLM server at {self.server} did not answer within {self.config.llm_timeout_s:g} s "
+                f"({self.config.llm_retries + 1} tries); check that it is running and not overloaded, raise "
+                "DialogueConfig.llm_timeout_s, or use --llm local"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return BackendUnavailable(
+                f"could not connect to the LLM server at {self.server}; start it, or fix OPENAI_BASE_URL "
+                "(--llm-base-url), or use --llm local"
+            )
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return BackendUnavailable(
+                f"the LLM server at {self.server} refused the API key (HTTP {exc.status_code}); set OPENAI_API_KEY "
+                "to a valid key for that server"
+            )
+        if isinstance(exc, openai.NotFoundError):
+            return BackendUnavailable(
+                f"the LLM server at {self.server} has no model {self.model[:80]!r} (HTTP 404); set --llm-model or "
+                "WARMCHAT_LLM_MODEL to a model it serves, and check that the base URL ends in /v1"
+            )
+        if isinstance(exc, openai.APIStatusError):  # 429 and 5xx after the client's own retries, or another 4xx
+            return BackendUnavailable(
+                f"the LLM server at {self.server} answered HTTP {exc.status_code}: {server_detail(exc, self._key)}; "
+                "try again later, check the model name, or use --llm local"
+            )
+        return BackendUnavailable(  # e.g. a reply that is not a chat completion at all
+            f"the LLM server at {self.server} gave a reply that is not an OpenAI chat completion "
+            f"({server_detail(exc, self._key)}); check the base URL, or use --llm local"
+        )
 
     def _validate(self, content: str, request: TurnRequest) -> tuple[Turn | None, str]:
         """(Turn, "") from a good reply, else (None, what is wrong with it)."""
