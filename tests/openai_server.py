@@ -14,7 +14,7 @@ The request's model name picks how it answers:
 - ``no-structured``: rejects any response_format with HTTP 400 (as `transformers serve` does), else answers JSON.
 - ``slow``: sleeps for ``slow_s`` seconds before answering.
 - ``echo-key``: HTTP 400 whose error message repeats the request's API key in full (a careless server).
-- ``huge``: a reply far over any line limit: one enormous "word" and thousands of words.
+- ``huge``: a reply far over any line limit: long words, thousands of them, thousands of characters.
 
 /v1/audio/speech answers with a short WAV tone (a sine, 0.5 s at 24 kHz); the voice ``echo-key`` gets the HTTP 400
 that repeats the key.
@@ -98,7 +98,9 @@ class ChatServer:
         elif model == "echo-key":
             return 400, _error(f"invalid key {key} for this model", "invalid_request_error")
         elif model == "huge":
-            content = json.dumps({"text": "Wow" + "o" * 5000 + "! " + "really " * 3000, "emotion": "happy"})
+            content = json.dumps(
+                {"text": f"I {n} " + "absolutely-" * 5 + " so" * 3000 + "!" * 5000, "emotion": "happy"}
+            )
         else:
             return 404, _error(f"The model `{model}` does not exist", "invalid_request_error")
         return 200, {
