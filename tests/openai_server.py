@@ -1,4 +1,5 @@
-"""A small, real OpenAI-compatible chat server for the tests: POST /v1/chat/completions over HTTP on 127.0.0.1.
+"""A small, real OpenAI-compatible server for the tests, over HTTP on 127.0.0.1: POST /v1/chat/completions and
+POST /v1/audio/speech.
 
 The request's model name picks how it answers:
 - ``smollm2``: the bundled SmolLM2-135M-Instruct writes the reply from the chat messages. With a ``json_schema``
@@ -12,13 +13,21 @@ The request's model name picks how it answers:
 - ``leaky-once``: first echoes its system prompt as the line (a model obeying an injected topic), then a valid reply.
 - ``no-structured``: rejects any response_format with HTTP 400 (as `transformers serve` does), else answers JSON.
 - ``slow``: sleeps for ``slow_s`` seconds before answering.
-Requests need ``Authorization: Bearer <api_key>``; a wrong key gets HTTP 401 echoing a masked key, as
-api.openai.com does. Every request body is recorded in ``requests`` (headers are not).
+- ``echo-key``: HTTP 400 whose error message repeats the request's API key in full (a careless server).
+- ``huge``: a reply far over any line limit: long words, thousands of them, thousands of characters.
+
+/v1/audio/speech answers with a short WAV tone (a sine, 0.5 s at 24 kHz); the voice ``echo-key`` gets the HTTP 400
+that repeats the key.
+
+Requests need ``Authorization: Bearer <api_key>`` (any key when ``api_key`` is None, as local servers do); a wrong
+key gets HTTP 401 echoing a masked key, as api.openai.com does. Every request body is recorded in ``requests`` (chat
+only) and every request's headers in ``headers`` (both endpoints), so tests can see what was sent.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,10 +47,11 @@ PROSE = "Honestly, I am so happy we are finally going camping this weekend!"
 class ChatServer:
     """Start with `start()`; `base_url` is what an OpenAI client needs."""
 
-    def __init__(self, api_key: str, slow_s: float = 3.0):
+    def __init__(self, api_key: str | None, slow_s: float = 3.0):
         self.api_key = api_key
         self.slow_s = slow_s
         self.requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []  # every request's headers, lower-case names
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -56,8 +66,8 @@ class ChatServer:
         self._httpd.server_close()
 
     # ----- answers ---------------------------------------------------------------------------------------------
-    def answer(self, body: dict) -> tuple[int, dict]:
-        """(HTTP status, JSON body) for one chat-completions request."""
+    def answer(self, body: dict, key: str = "") -> tuple[int, dict]:
+        """(HTTP status, JSON body) for one chat-completions request made with API key `key`."""
         model = body.get("model", "")
         repair = len(body["messages"]) > 2  # the client appended the bad reply and a repair request
         n = len(json.loads(body["messages"][1]["content"]).get("recent_lines", []))  # turns so far
@@ -85,6 +95,12 @@ class ChatServer:
         elif model == "slow":
             time.sleep(self.slow_s)
             content = valid
+        elif model == "echo-key":
+            return 400, _error(f"invalid key {key} for this model", "invalid_request_error")
+        elif model == "huge":
+            content = json.dumps(
+                {"text": f"I {n} " + "absolutely-" * 5 + " so" * 3000 + "!" * 5000, "emotion": "happy"}
+            )
         else:
             return 404, _error(f"The model `{model}` does not exist", "invalid_request_error")
         return 200, {
@@ -102,16 +118,30 @@ class ChatServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                with server._lock:
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                route = self.path.rstrip("/")
+                if route not in ("/v1/chat/completions", "/v1/audio/speech"):
                     return self._send(404, _error(f"no route {self.path}", "invalid_request_error"))
                 given = self.headers.get("Authorization", "").removeprefix("Bearer ")
-                if given != server.api_key:
+                if server.api_key is not None and given != server.api_key:
                     masked = given[:3] + "*" * max(len(given) - 7, 0) + given[-4:]
                     return self._send(401, _error(f"Incorrect API key provided: {masked}.", "invalid_api_key"))
+                if route == "/v1/audio/speech":
+                    if body.get("voice") == "echo-key":
+                        return self._send(400, _error(f"invalid key {given} for this voice", "invalid_request_error"))
+                    return self._send_bytes(200, tone_wav(), "audio/wav")
                 with server._lock:
                     server.requests.append(body)
-                status, reply = server.answer(body)
+                status, reply = server.answer(body, given)
                 return self._send(status, reply)
+
+            def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _send(self, status: int, payload: dict) -> None:
                 data = json.dumps(payload).encode()
@@ -130,23 +160,38 @@ class ChatServer:
         return Handler
 
 
+def tone_wav(seconds: float = 0.5, sample_rate: int = 24000) -> bytes:
+    """A 16-bit mono PCM WAV of a 220 Hz sine."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    pcm = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(pcm))
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + (struct.pack("<I", len(pcm)) + pcm)
+    )
+
+
 def _error(message: str, code: str) -> dict:
     return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
 
 
 def smollm2_reply(messages: list[dict], schema: dict | None, seed: int, max_tokens: int) -> str:
     """SmolLM2's reply to chat `messages`; decoded as {text, emotion, intensity} when a schema is given."""
-    import torch
-
     from warmchat.dialogue import load_local_llm
+    from warmchat.dialogue.local import sample_text
 
     tok, lm = load_local_llm("")
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    torch.manual_seed(seed)
     if schema is None:
-        return _sample(tok, lm, prompt, max_tokens, stop="\n")
+        return sample_text(tok, lm, prompt, seed, max_tokens, temperature=0.7, stop="\n")[0]
     prefix = prompt + '{"text": "'
-    text = _sample(tok, lm, prefix, min(max_tokens, 40), stop='"').split('"')[0].strip()
+    text = sample_text(tok, lm, prefix, seed, min(max_tokens, 40), temperature=0.7, stop='"')[0]
+    text = text.split('"')[0].strip()
     options = schema["properties"]["emotion"]["enum"]
     before = prefix + text + '", "emotion": "'
     scores = _choose(tok, lm, before, options)
@@ -154,25 +199,6 @@ def smollm2_reply(messages: list[dict], schema: dict | None, seed: int, max_toke
     share /= share.sum()
     best = int(np.argmax(scores))
     return json.dumps({"text": text, "emotion": options[best], "intensity": round(float(share[best]), 2)})
-
-
-def _sample(tok, lm, prompt: str, max_tokens: int, stop: str) -> str:
-    import torch
-
-    inputs = tok(prompt, return_tensors="pt")
-    with torch.no_grad():
-        out = lm.generate(
-            **inputs,
-            max_new_tokens=max_tokens,
-            do_sample=True,
-            temperature=0.7,
-            top_p=0.9,
-            repetition_penalty=1.15,
-            pad_token_id=tok.eos_token_id,
-            stop_strings=[stop],
-            tokenizer=tok,
-        )
-    return tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def _choose(tok, lm, context: str, options: list[str]) -> np.ndarray:

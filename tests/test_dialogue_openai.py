@@ -7,14 +7,15 @@ import logging
 import secrets
 import socket
 import time
+import traceback
 
 import pytest
 from openai_server import LINES, PROSE, SLOPPY, ChatServer
 
-from warmchat.config import DialogueConfig
+from warmchat.config import DialogueConfig, LimitsConfig
 from warmchat.dialogue import SYSTEM_PROMPT, OpenAIBackend, bundled_gguf, generate_dialogue, leaks_system_prompt
 from warmchat.emotions import EMOTIONS
-from warmchat.errors import BackendUnavailable
+from warmchat.errors import BackendUnavailable, InputError
 from warmchat.tree import InteractiveTalkingTree
 
 KEY = "sk-test-" + secrets.token_hex(16)
@@ -154,3 +155,70 @@ def test_settings_come_from_the_environment_and_the_key_is_not_printed(monkeypat
     cfg = DialogueConfig(backend="openai")
     assert (cfg.api_key, cfg.llm_base_url, cfg.llm_model) == (KEY, "http://127.0.0.1:9/v1", "my-model")
     assert KEY not in repr(cfg)
+
+
+@pytest.fixture(scope="module")
+def open_server():
+    """A server that takes any key, as local servers do: it shows what the client sent."""
+    srv = ChatServer(api_key=None).start()
+    yield srv
+    srv.stop()
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and every exception chained behind it (cause or context)."""
+    seen = [exc]
+    while (nxt := seen[-1].__cause__ or seen[-1].__context__) is not None and nxt not in seen:
+        seen.append(nxt)
+    return seen
+
+
+def test_an_empty_key_never_sends_the_environment_key(open_server, monkeypatch):
+    env_key = "sk-environment-" + secrets.token_hex(8)
+    monkeypatch.setenv("OPENAI_API_KEY", env_key)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-environment")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # never used: the config names the server
+    cfg = DialogueConfig(backend="openai", llm_model="sloppy", llm_base_url=open_server.base_url, api_key="", turns=2)
+    first = len(open_server.headers)
+    turns = generate_dialogue("weekend plans", "happy", "neutral", cfg, names=NAMES)
+    sent = open_server.headers[first:]
+    assert len(turns) == 2 and len(sent) == 2
+    for headers in sent:
+        assert headers["authorization"] == "Bearer not-needed"
+        assert env_key not in json.dumps(headers) and "openai-organization" not in headers
+
+
+def test_an_empty_base_url_means_api_openai_com_not_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    backend = OpenAIBackend(DialogueConfig(backend="openai", llm_base_url="", api_key=KEY))
+    assert str(backend.client.base_url).rstrip("/") == "https://api.openai.com/v1"
+    backend.close()
+
+
+def test_a_server_echoing_the_key_is_scrubbed_everywhere(server):
+    cfg = config(server, "echo-key")
+    with pytest.raises(BackendUnavailable) as info:
+        generate_dialogue("weekend plans", "happy", "neutral", cfg, names=NAMES)
+    message = str(info.value)
+    assert "answered HTTP 400" in message and "invalid key [key]" in message and len(message) < 500
+    everything = "".join(traceback.format_exception(info.value))
+    for exc in _chain(info.value):
+        assert KEY not in str(exc) and KEY not in repr(exc)
+    assert KEY not in everything and KEY[8:20] not in everything
+    assert info.value.__cause__ is None and info.value.__context__ is None  # nothing chained behind it
+
+
+def test_a_link_local_server_url_is_refused():
+    cfg = DialogueConfig(backend="openai", llm_base_url="http://169.254.169.254/v1", api_key=KEY)
+    with pytest.raises(InputError, match="link-local or cloud metadata") as info:
+        generate_dialogue("weekend plans", "happy", "neutral", cfg, names=NAMES)
+    assert info.value.field == "api_base_url"
+
+
+def test_a_hostile_reply_cannot_exceed_the_line_limits(server):
+    limits = LimitsConfig(line_words=12, line_chars=80)
+    cfg = config(server, "huge", turns=2, max_words=60)
+    turns = generate_dialogue("weekend plans", "happy", "neutral", cfg, names=NAMES, limits=limits)
+    assert len(turns) == 2
+    for t in turns:
+        assert len(t.text.split()) <= 12 and len(t.text) <= 80

@@ -121,7 +121,14 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, cfg: SpeechConfig):
-        self.cfg = cfg
+        """
+        Raises:
+            InputError: the configured server URL is not allowed (`warmchat.server_url.check_server_url`).
+        """
+        from warmchat.speech.openai_tts import server_url
+
+        server_url(cfg)  # refuse a link-local or metadata address before any request
+        self.cfg = cfg  # no client is kept: `openai_tts.speak` makes one per request, so no key outlives it
 
     def check_voice(self, voice: str) -> None:
         if not voice.strip():
@@ -171,10 +178,11 @@ def voices_for(cfg: SpeechConfig) -> dict[str, str]:
 def check_voices(cfg: SpeechConfig) -> None:
     """Raise InputError naming the person whose voice the backend does not know (or BackendUnavailable early)."""
     backend = make_backend(cfg)
-    if cfg.backend == "openai" and not cfg.openai_api_key:
-        from warmchat.speech.openai_tts import missing_key
+    if cfg.backend == "openai":
+        from warmchat.speech.openai_tts import missing_key, needs_key
 
-        raise missing_key()
+        if needs_key(cfg):
+            raise missing_key()
     for person, voice in voices_for(cfg).items():
         try:
             backend.check_voice(voice)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import struct
@@ -11,6 +10,7 @@ import numpy as np
 
 from warmchat.config import SpeechConfig
 from warmchat.errors import BackendUnavailable
+from warmchat.server_url import OPENAI_DEFAULT_URL, check_server_url, openai_client, server_detail
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,21 @@ def instructions(emotion: str, intensity: float) -> str:
     return f"{DELIVERY.get(emotion, DELIVERY['neutral'])} The emotion should come through {degree}."
 
 
+def needs_key(cfg: SpeechConfig) -> bool:
+    """True when `cfg` has no API key but needs one: api.openai.com does; a server of one's own may not."""
+    return not cfg.openai_api_key and (cfg.openai_base_url or OPENAI_DEFAULT_URL).rstrip("/") == OPENAI_DEFAULT_URL
+
+
+def server_url(cfg: SpeechConfig) -> str:
+    """The TTS server's base URL: the configured one, checked (`check_server_url`), or api.openai.com."""
+    return check_server_url(cfg.openai_base_url) if cfg.openai_base_url else OPENAI_DEFAULT_URL
+
+
+def make_client(cfg: SpeechConfig):
+    """A new client for one request; it reads nothing from the environment (`warmchat.server_url.openai_client`)."""
+    return openai_client(cfg.openai_api_key, server_url(cfg), cfg.openai_timeout_s, max_retries=1)
+
+
 def missing_key() -> BackendUnavailable:
     return BackendUnavailable(
         "the openai TTS backend needs an API key: set WARMCHAT_TTS_API_KEY or OPENAI_API_KEY "
@@ -55,24 +70,20 @@ def missing_key() -> BackendUnavailable:
     )
 
 
-@functools.cache
-def _client(api_key: str, base_url: str, timeout_s: float):
-    from openai import OpenAI
-
-    return OpenAI(api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=1)
-
-
 def speak(text: str, voice: str, emotion: str, intensity: float, cfg: SpeechConfig) -> tuple[np.ndarray, int]:
     """One request to the TTS endpoint; returns float32 mono audio and its sample rate.
 
+    The client is made for this request and closed after it, so no key outlives the request in a process-wide cache.
+    Errors name the problem with the key scrubbed, and chain no client exception that could carry it.
+
     Raises:
-        BackendUnavailable: no API key, or the server refused or failed the request (the message says why).
+        InputError: the configured server URL is not allowed (`check_server_url`).
+        BackendUnavailable: no API key for api.openai.com, or the server refused or failed the request.
     """
     import openai
 
-    if not cfg.openai_api_key:
+    if needs_key(cfg):
         raise missing_key()
-    client = _client(cfg.openai_api_key, cfg.openai_base_url, cfg.openai_timeout_s)
     extra = {}
     if cfg.openai_model.startswith("tts-1"):  # the older models take no instructions, only a speed
         from warmchat.speech.prosody import prosody
@@ -80,18 +91,38 @@ def speak(text: str, voice: str, emotion: str, intensity: float, cfg: SpeechConf
         extra["speed"] = prosody(emotion, intensity).rate
     else:
         extra["instructions"] = instructions(emotion, intensity)
+    url = server_url(cfg)
     try:
-        response = client.audio.speech.create(
-            model=cfg.openai_model, voice=voice, input=text, response_format="wav", **extra
+        with make_client(cfg) as client:
+            response = client.audio.speech.create(
+                model=cfg.openai_model, voice=voice, input=text, response_format="wav", **extra
+            )
+            data = response.read()
+        error = None
+    except openai.APIError as exc:
+        error = _explain(exc, voice, url, cfg.openai_api_key)
+    if error is not None:
+        raise error  # outside the handler: no __cause__ or __context__ carries the client's error along
+    if not isinstance(data, bytes | bytearray):
+        raise BackendUnavailable("the TTS server did not return a WAV file (is it OpenAI-compatible?)")
+    return decode_wav(bytes(data))
+
+
+def _explain(exc: Exception, voice: str, url: str, key: str) -> BackendUnavailable:
+    """The client's error as a BackendUnavailable saying what went wrong, with keys scrubbed."""
+    import openai
+
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return BackendUnavailable(
+            f"the TTS server rejected the API key (HTTP {exc.status_code}); check WARMCHAT_TTS_API_KEY"
         )
-        data = response.read()
-    except openai.AuthenticationError as exc:
-        raise BackendUnavailable("the TTS server rejected the API key (HTTP 401); check WARMCHAT_TTS_API_KEY") from exc
-    except openai.APIStatusError as exc:
-        raise BackendUnavailable(f"the TTS server answered HTTP {exc.status_code} for voice {voice!r}") from exc
-    except openai.APIConnectionError as exc:
-        raise BackendUnavailable(f"cannot reach the TTS server ({cfg.openai_base_url or 'api.openai.com'})") from exc
-    return decode_wav(data)
+    if isinstance(exc, openai.APIStatusError):
+        return BackendUnavailable(
+            f"the TTS server answered HTTP {exc.status_code} for voice {voice[:40]!r}: {server_detail(exc, key)}"
+        )
+    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+        return BackendUnavailable(f"cannot reach the TTS server ({url})")
+    return BackendUnavailable(f"the TTS server at {url} failed: {server_detail(exc, key)}")
 
 
 def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
@@ -112,8 +143,10 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
         cid, size = head[:4], struct.unpack("<I", head[4:])[0]
         if cid == b"fmt ":
             fmt = f.read(size)
+            if len(fmt) < 16:
+                raise BackendUnavailable("the WAV from the TTS server has a broken format chunk")
             tag, channels, sr, _, _, bits = struct.unpack("<HHIIHH", fmt[:16])
-            if tag not in (1, 0xFFFE) or bits != 16:
+            if tag not in (1, 0xFFFE) or bits != 16 or not channels or not sr:
                 raise BackendUnavailable(f"unsupported WAV encoding from the TTS server (format {tag}, {bits} bit)")
         elif cid == b"data":
             if sr is None:
