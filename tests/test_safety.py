@@ -182,7 +182,8 @@ def test_cli_signal_saves_the_finished_turns(tmp_path, sig):
     stdout, stderr = proc.communicate(timeout=120)
     stderr = seen + stderr
     assert proc.returncode == 128 + sig, stderr[-1000:]
-    assert "Traceback" not in stderr and "partial video of 1 finished turn was saved" in stderr
+    assert "Traceback" not in stderr, stderr[-3000:]
     summary = json.loads(stdout)
-    assert summary["partial"] and len(summary["turns"]) == 1
-    _check_partial(out, 1, summary["duration_s"])
+    n = len(summary["turns"])  # the turn being rendered when the signal came may still finish its last batch
+    assert summary["partial"] and 1 <= n < 3 and f"partial video of {n} finished turn" in stderr
+    _check_partial(out, n, summary["duration_s"])

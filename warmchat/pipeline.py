@@ -182,7 +182,7 @@ def iter_generate(
     itt = tree.InteractiveTalkingTree(req.topic, req.emotion_a, req.emotion_b, cfg.tree)
     source = dialogue.iter_dialogue(
         req.topic, req.emotion_a, req.emotion_b, dcfg, seed=cfg.seed, names=names, tree=itt,
-        progress=lambda f, m: progress(f * 0.999, m), backend=backend,
+        progress=lambda f, m: progress(f * 0.999, m), backend=backend, limits=cfg.limits,
     )  # fmt: skip
     voices = speech.voices_for(cfg.speech)
     builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
