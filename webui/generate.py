@@ -171,4 +171,9 @@ def preview_portrait(path: str | None, who: str) -> tuple:
         image = face.load_image(path, who, limits=app_limits())
     except InputError as exc:
         return None, gr.Markdown(f"⚠️ {exc}", visible=True)
-    return np.asarray(image), gr.Markdown(visible=False)
+    try:  # the face check too, so a photo without a usable face is flagged before anything is generated
+        rig = face.build_rig(path, who, limits=app_limits())
+    except InputError as exc:
+        return np.asarray(image), gr.Markdown(f"⚠️ {exc}", visible=True)
+    notes = " ".join(rig.notes)
+    return np.asarray(image), gr.Markdown(f"ℹ️ {notes}", visible=True) if notes else gr.Markdown(visible=False)
