@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from warmchat.health import check_environment
+from warmchat.health import check_environment, require_checkpoints
 from webui.components import SETTING_NAMES, advanced_settings, person_card
 from webui.generate import Outputs, make_generate, preview_portrait, stop_generation
 
@@ -109,6 +109,7 @@ demo.queue(default_concurrency_limit=2, max_size=20)
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
+    require_checkpoints()  # fail at start-up, saying how to fix it, rather than on a visitor's request
     for problem in check_environment():
         log.warning(problem)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), theme=gr.themes.Soft(), css=CSS,

@@ -103,7 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"- {p}" for p in problems) if problems else "Everything WarmChat's defaults need is here.")
         return 1 if problems else 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from warmchat.health import require_checkpoints
+    from warmchat.paths import MissingCheckpoint
     from warmchat.pipeline import generate
+
+    try:
+        require_checkpoints()
+    except MissingCheckpoint as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     stop = threading.Event()
     received: list[int] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import subprocess
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from warmchat.loading import load_once
 from warmchat.schema import MotionTrack, Timeline, Turn
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def join_segments(segments: list[Path], audio_wav: Path, out: Path, fps: int) ->
     return out
 
 
-@functools.cache
+@load_once
 def _font(size: int):
     """DejaVu Sans from matplotlib's package data: always present, no system fonts needed."""
     from matplotlib import font_manager

@@ -12,13 +12,13 @@ Delaunay triangulation of a grid of hair, neck and background points.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from warmchat import face as F
 from warmchat.controls import CONTROLS, INDEX, POSE_INDEX
+from warmchat.loading import load_once
 
 N_LANDMARKS = 478
 JAW_MAX_RAD = 0.42  # mandible rotation at jawOpen = 1 (about 24 degrees: a wide-open mouth)
@@ -61,7 +61,7 @@ def _interp_line(pts: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.interp(x, pts[order, 0], pts[order, 1])
 
 
-@functools.cache
+@load_once
 def tessellation() -> np.ndarray:
     """(852, 3) MediaPipe face-mesh triangles (vertex ids < 468), recovered from its edge list."""
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
