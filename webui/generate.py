@@ -17,9 +17,9 @@ import pandas as pd
 
 from warmchat import InputError, WarmChatError, face
 from warmchat.config import app_limits
-from warmchat.errors import scrub_secrets
 from warmchat.pipeline import Finished, Notice, SegmentRendered, TurnWritten, iter_generate
 from warmchat.plots import timeline_rows
+from warmchat.server_url import scrub
 from warmchat.tree import InteractiveTalkingTree
 from webui.components import SETTING_NAMES, settings_to_config
 
@@ -93,14 +93,16 @@ def make_generate(out: Outputs, can_stream: bool) -> Callable:
         if session:
             _STOPS[session] = stop
         lines = []
+        secrets: tuple[str, ...] = ()  # this request's keys (the operator's or the visitor's): never shown
         try:
-            cfg = settings_to_config({k: v[k] for k in SETTING_NAMES})
+            cfg = settings_to_config({k: v[k] for k in ("turns", *SETTING_NAMES)})
+            secrets = (cfg.dialogue.api_key, cfg.speech.openai_api_key)
             out_dir = _new_output_dir()
             yield {**clear, out.live: gr.Video(value=None, visible=can_stream), out.video: None, out.transcript: "",
                    out.files: None, out.status: "Starting…"}  # fmt: skip
             events = iter_generate(
                 v["portrait_a"], v["portrait_b"], emotion_a=v["emotion_a"], emotion_b=v["emotion_b"],
-                topic=v["topic"] or "", turns=_whole(v["turns"]), script=v["script"] or None,
+                topic=v["topic"] or "", turns=None, script=v["script"] or None,
                 out=out_dir / "conversation.mp4", names=names, config=cfg,
                 progress=lambda f, m: progress(f, desc=m), should_stop=stop.is_set,
             )  # fmt: skip
@@ -125,7 +127,7 @@ def make_generate(out: Outputs, can_stream: bool) -> Callable:
             raise gr.Error(str(exc), title=FIELD_TITLES.get(exc.field or "", "Please check your input")) from None
         except Exception as exc:
             partial = getattr(exc, "partial_result", None)
-            message = _explain(exc, len(lines))
+            message = _explain(exc, len(lines), secrets)
             if partial is not None:  # keep the finished turns: the visitor gets them with the reason
                 gr.Warning(message)
                 yield {
@@ -141,14 +143,10 @@ def make_generate(out: Outputs, can_stream: bool) -> Callable:
     return run_generate
 
 
-def _whole(value) -> int | None:
-    return None if value is None else int(round(float(value)))
-
-
-def _explain(exc: Exception, written: int) -> str:
+def _explain(exc: Exception, written: int, secrets: tuple[str, ...]) -> str:
     """A visitor-facing sentence for a failure: our own errors say what to do; anything else is logged in full."""
     if isinstance(exc, WarmChatError):
-        return scrub_secrets(str(exc))[:500]
+        return scrub(str(exc), *secrets)[:500]
     log.exception("request failed after %d turns were written", written)
     return (f"Something went wrong on the server while making turn {written or 1} ({type(exc).__name__}). "
             "Please try again; if it keeps happening, try other settings or report it.")  # fmt: skip
