@@ -113,3 +113,34 @@ def test_memory_stays_flat_over_a_long_render(astronaut):
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert current < 4_000_000, current
+
+
+def test_open_mouthed_portrait_closes_at_rest(astronaut):
+    # The astronaut smiles with her teeth showing (inner-lip gap about 7% of face height in the photo).
+    assert Q.lip_gap(Q.landmarks(astronaut.rig.image)) > 0.04
+    assert astronaut.mesh_rig.photo_mouth_open
+    shut = Q.lip_gap(Q.landmarks(_frame(astronaut)))
+    assert shut < 0.012, shut  # read back from the pixels: the lips meet
+    wide = Q.lip_gap(Q.landmarks(_frame(astronaut, jawOpen=0.6)))
+    assert wide - shut >= 0.05, (shut, wide)
+
+
+def test_open_mouth_shows_the_photos_own_teeth(astronaut):
+    import cv2
+
+    # Opened back to about the photo's opening, the mouth shows the photo's teeth, not painted ones: the mouth
+    # region matches the photo far better than a painted interior would.
+    rig = astronaut.rig
+    up, lo = rig.landmarks[list(F.UPPER_INNER_LIP)], rig.landmarks[list(F.LOWER_INNER_LIP)]
+    hole = np.zeros((rig.size, rig.size), np.uint8)
+    cv2.fillPoly(hole, [np.round(np.concatenate([up, lo[-2:0:-1]])[:, :2]).astype(np.int32)], 1)
+    hole = cv2.erode(hole, np.ones((5, 5), np.uint8)) > 0
+    frames = {j: _frame(astronaut, jawOpen=j) for j in (0.0, 0.3, 0.45)}
+    err = {j: np.abs(f[hole].astype(int) - rig.image[hole].astype(int)).mean() for j, f in frames.items()}
+    assert min(err[0.3], err[0.45]) < 0.5 * err[0.0], err
+
+
+def test_closed_mouthed_portrait_is_unchanged_at_rest(grace):
+    assert not grace.mesh_rig.photo_mouth_open
+    assert Q.psnr(_frame(grace), grace.rig.image) >= 35
+    assert abs(Q.lip_gap(Q.landmarks(_frame(grace))) - Q.lip_gap(grace.rig.landmarks)) < 0.005

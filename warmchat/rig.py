@@ -26,6 +26,9 @@ GRID_STEP = 0.18  # spacing of the hair/neck/background points, face heights
 BAND = 0.25  # width over which head-following fades to the static background, face heights
 NECK_FADE = (0.05, 0.45)  # below the chin (face heights): the neck follows the head fully above, not at all below
 MIN_MOVE_PX = 0.05  # blendshape displacements below this are dropped, so far-away triangles stay static
+MIN_LIP_GAP = 0.012  # face heights: a photo whose lips part less than this at the centre counts as closed-mouthed
+LIP_RIM = 0.01  # face heights: how far into each lip the closed lips' meeting edge takes its texture from
+UPPER_LIP_SHARE = 0.3  # of the photo's lip opening, closed by the upper lip coming down; the jaw closes the rest
 
 
 @dataclass
@@ -43,7 +46,13 @@ class MeshRig:
     # so that their area in the image is positive while they face the camera
     n_face_triangles: int
     face_height: float  # pixels
+    neutral: np.ndarray | None = None  # (P, 2) pixels: photo -> the rig's rest (lips closed), added every frame
     n_landmarks: int = N_LANDMARKS
+
+    @property
+    def photo_mouth_open(self) -> bool:
+        """Whether the photo's lips are parted (its mouth interior is visible and the rest closes it)."""
+        return self.neutral is not None and bool(np.any(self.neutral))
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -294,6 +303,20 @@ def build_mesh_rig(landmarks: np.ndarray, size: int, person_mask: np.ndarray | N
     _cheeks_nose_gaze(put, loc, hidden_iris)
     basis[:, hidden_iris] = 0.0
     basis[np.linalg.norm(basis, axis=2) < MIN_MOVE_PX] = 0.0
+    jaw = basis[INDEX["jawOpen"]]
+    neutral = _closing(loc, loc_all, np.stack([jaw @ right, jaw @ down], axis=1) / face_h)
+    neutral = (neutral[:, :1] * right + neutral[:, 1:] * down) * face_h
+    neutral[np.linalg.norm(neutral, axis=1) < MIN_MOVE_PX] = 0.0
+    if np.any(neutral):
+        # The closed lips meet along their inner edges, where the photo's pixels blend into the teeth: they take
+        # their texture from a little further into each lip (the rest moves the same amount back).
+        up_in, lo_in = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
+        gap = np.linalg.norm(xy[lo_in] - xy[up_in], axis=1, keepdims=True)
+        rim = np.minimum(LIP_RIM * face_h, 0.3 * gap) * down
+        rest[up_in, :2] -= rim
+        rest[lo_in, :2] += rim
+        neutral[up_in] += rim
+        neutral[lo_in] -= rim
     return MeshRig(
         rest=rest,
         basis=basis.astype(np.float32),
@@ -303,7 +326,44 @@ def build_mesh_rig(landmarks: np.ndarray, size: int, person_mask: np.ndarray | N
         triangles=triangles,
         n_face_triangles=len(face_tris),
         face_height=face_h,
+        neutral=neutral.astype(np.float32),
     )
+
+
+def _closing(loc: np.ndarray, loc_all: np.ndarray, jaw: np.ndarray) -> np.ndarray:
+    """(P, 2) face-local displacement that closes the photo's parted lips: the rig's rest for `jawOpen = 0`.
+
+    The mandible swings back up (the jaw control run backwards) until the lower lip's centre has closed its share
+    of the gap; then every inner-lip pair is brought together exactly (upper lip down by `UPPER_LIP_SHARE`, lower
+    lip up by the rest), the outer lip lines move with their inner lines, and the skin nearby follows, fading with
+    distance, so a smile with teeth closes into a closed-lipped smile.
+
+    Args:
+        loc: (478, 2) landmarks, face-local (units of face height, y down); loc_all: (P, 2) every control point.
+        jaw: (P, 2) the jawOpen displacement at 1, face-local.
+    """
+    up_in, lo_in = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
+    gap = np.clip(loc[lo_in, 1] - loc[up_in, 1], 0.0, None)  # (11,) corner to corner, 0 at the corners
+    d = np.zeros_like(loc_all)
+    if gap.max() < MIN_LIP_GAP:
+        return d
+    c = int(np.argmax(gap))
+    d -= (1 - UPPER_LIP_SHARE) * gap[c] / max(float(jaw[lo_in[c], 1]), 1e-6) * jaw
+    # What each lip point must move by, then the difference from the jaw's motion spread over the skin nearby.
+    want = np.zeros((len(loc), 2))
+    meet = loc[up_in] + UPPER_LIP_SHARE * (loc[lo_in] - loc[up_in])  # each pair meets here, exactly
+    want[up_in], want[lo_in] = meet - loc[up_in], meet - loc[lo_in]
+    upper_out, lower_out = np.array(F.UPPER_OUTER_LIP), np.array(F.LOWER_OUTER_LIP)
+    want[upper_out, 1] = _interp_line(np.stack([loc[up_in, 0], want[up_in, 1]], 1), loc[upper_out, 0])
+    want[lower_out, 1] = _interp_line(np.stack([loc[lo_in, 0], want[lo_in, 1]], 1), loc[lower_out, 0])
+    lips = np.unique(np.concatenate([up_in, lo_in, upper_out, lower_out]))
+    residual = want[lips] - d[lips]
+    dist = np.linalg.norm(loc_all[:, None] - loc[None, lips], axis=2)  # (P, L)
+    near = np.exp(-((dist / 0.025) ** 2)) + 1e-12
+    spread = (near @ residual) / near.sum(axis=1, keepdims=True)
+    d += spread * np.exp(-((dist.min(axis=1) / 0.06) ** 2))[:, None]
+    d[lips] = want[lips]
+    return d
 
 
 def _jaw(put, loc, depth, loc_all, chin_y) -> None:
@@ -321,7 +381,9 @@ def _jaw(put, loc, depth, loc_all, chin_y) -> None:
     # Neck points: the skin under the chin is pulled along, less the further down it is.
     under = np.clip(loc_all[n:, 1] - chin_y, 0, None)
     w[n:] *= np.exp(-((under / 0.3) ** 2)) * (np.abs(loc_all[n:, 0]) < 0.6)
-    w[lo_in[1:-1]] = 1.0
+    # The lower lip drops most at the centre and less towards the corners, so the opening is rounded, not a box.
+    t = np.abs(loc[lo_in[1:-1], 0]) / max(x_span, 1e-6)
+    w[lo_in[1:-1]] = 1.0 - 0.45 * t**3
     w[up_in[1:-1]] = 0.0
     w[[F.MOUTH_CORNER_L, F.MOUTH_CORNER_R, up_in[0], up_in[-1]]] = 0.3
     hinge_y = loc[[F.EAR_R, F.EAR_L], 1].mean() + 0.05
@@ -477,7 +539,11 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 
 def pose_points(
-    mesh_rig: MeshRig, expression: np.ndarray, pose: np.ndarray, ids: np.ndarray | None = None
+    mesh_rig: MeshRig,
+    expression: np.ndarray,
+    pose: np.ndarray,
+    ids: np.ndarray | None = None,
+    photo: bool = False,
 ) -> np.ndarray:
     """Control points for one frame.
 
@@ -485,11 +551,14 @@ def pose_points(
         expression: (K,) control values.
         pose: (6,) yaw, pitch, roll (radians), tx, ty (fraction of face height), scale.
         ids: which points (default: all).
+        photo: start from the photo's own expression instead of the rig's rest (lips as the photo has them).
     Returns:
         (P, 3) positions: x, y in image pixels and depth (pixels, larger is further away).
     """
     sel = slice(None) if ids is None else ids
     pts = mesh_rig.rest[sel].copy()
+    if mesh_rig.neutral is not None and not photo:
+        pts[:, :2] += mesh_rig.neutral[sel]
     # einsum, not a BLAS call: a few thousand multiply-adds are not worth waking a thread pool for.
     pts[:, :2] += np.einsum("k,kpc->pc", np.asarray(expression, dtype=np.float32), mesh_rig.basis[:, sel])
     rot = rotation_matrix(pose[POSE_INDEX["yaw"]], pose[POSE_INDEX["pitch"]], pose[POSE_INDEX["roll"]])

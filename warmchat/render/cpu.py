@@ -102,11 +102,15 @@ class CpuRenderer:
         plate = fill_background(rig.image, 1.0 - r.head_alpha)
         self._plate = np.clip(plate + 0.5, 0, 255).astype(np.uint8)
         behind = cv2.multiply(self._plate, cv2.cvtColor(255 - alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
-        self._head = np.dstack([cv2.subtract(rig.image, behind), alpha])  # (S, S, 4) uint8
+        # A photo with parted lips: the lips close at rest, so the warp must never show the teeth between them (the
+        # mouth is painted from the photo when it opens): that texture gets its interior filled from the lips.
+        self._interior = _photo_interior(r) if r.photo_mouth_open else None
+        texture = rig.image if self._interior is None else _lip_filled(rig.image, r)
+        self._head = np.dstack([cv2.subtract(texture, behind), alpha])  # (S, S, 4) uint8
         g = np.arange(size, dtype=np.float32)
         self._grid = np.dstack(np.meshgrid(g, g)).astype(np.float32)  # (S, S, 2) pixel positions
 
-        rest = r.rest[:, :2]
+        rest = r.rest[:, :2] + (0 if r.neutral is None else r.neutral)
         self._rest_gap = float(np.max(np.linalg.norm(rest[LOWER_IN[1:-1]] - rest[UPPER_IN[1:-1]], axis=1)))
         self._colors = _portrait_colors(rig)
         self._rest_yaw = np.radians(F.head_angles(rig.landmarks)[0])
@@ -126,8 +130,12 @@ class CpuRenderer:
         pts = pts3[:, :2]
         out = self.rig.image.copy()
         self._warp(out, pts, pts3[:, 2])
-        anchors = pose_points(self.mesh_rig, np.zeros_like(expression), pose, self._anchor_ids)[:, :2]
-        self._paint_mouth(out, pts, anchors[: len(UPPER_IN)])
+        rest = np.zeros_like(expression)
+        anchors = pose_points(self.mesh_rig, rest, pose, self._anchor_ids)[:, :2]
+        photo_upper = None
+        if self._interior is not None:
+            photo_upper = pose_points(self.mesh_rig, rest, pose, UPPER_IN, photo=True)[:, :2]
+        self._paint_mouth(out, pts, anchors[: len(UPPER_IN)], photo_upper)
         start = len(UPPER_IN)
         for control, ids, colors in self._lids:
             amount = float(expression[control])
@@ -203,23 +211,32 @@ class CpuRenderer:
             self._buffers[name] = buf
         return buf[:n].reshape(shape)
 
-    def _paint_mouth(self, frame: np.ndarray, pts: np.ndarray, rest_upper: np.ndarray) -> None:
+    def _paint_mouth(
+        self, frame: np.ndarray, pts: np.ndarray, rest_upper: np.ndarray, photo_upper: np.ndarray | None
+    ) -> None:
         """Fill the parted lips with a shaded cavity, teeth and tongue; painted after the warp so it never smears.
 
         Geometry is in mouth coordinates: u across (-1 at one corner, 1 at the other), v down, in pixels from the
         corner line. The upper teeth hang from the skull (the upper lip's rest line under the current head pose);
-        the lower teeth and tongue ride on the jaw (the lower lip).
+        the lower teeth and tongue ride on the jaw (the lower lip). A photo with parted lips shows its own interior
+        instead of painted upper teeth: fixed to the skull, revealed as the lips part (see `_photo_mouth`).
+
+        Args:
+            rest_upper: (11, 2) the upper inner lip at rest under the current head pose.
+            photo_upper: (11, 2) the same line as the photo has it (lips parted), or None for a closed-lipped photo.
         """
         import cv2
 
         up, lo = pts[UPPER_IN], pts[LOWER_IN]
         gap = float(np.max(np.linalg.norm(lo[1:-1] - up[1:-1], axis=1)))
         face_h = self.mesh_rig.face_height
-        # Paint only as far as the mouth opened beyond the photo: an open-mouthed portrait keeps its own teeth.
-        opened = float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0.0, 1.0))
+        if photo_upper is not None:
+            _paint_seam(frame, _smooth_line(up), _smooth_line(lo), face_h)
+        # Painted teeth fade in as the lips part beyond their rest; a photo's own interior shows at once.
+        opened = 1.0 if photo_upper is not None else float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0, 1))
         if gap < 1.0 or opened <= 0.0:
             return
-        poly = np.concatenate([up, lo[-2:0:-1]])
+        poly = np.concatenate([_smooth_line(up), _smooth_line(lo)[-2:0:-1]])  # lips are curves, not polygons
         x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 2, 0)
         x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 3, frame.shape[1::-1])
         if x1 - x0 < 3 or y1 - y0 < 3:
@@ -251,7 +268,7 @@ class CpuRenderer:
         px_scale = face_h / 200.0  # feature sizes below are for a 200 px face
 
         # Cavity: darkest at the back, redder towards the inner cheeks and the floor.
-        wall = np.clip(au**2 * 0.9 + 0.25 * depth, 0, 1)[..., None]
+        wall = np.clip(au**2 * 0.75 + 0.15 * depth, 0, 1)[..., None]
         color = col["deep"] + (col["wall"] - col["deep"]) * wall
         # Tongue: a rounded mound on the floor, lit on top, once the mouth is open enough to see it.
         gap_c = max(float(np.interp(0.0, *_by_u(lo, up, center, ax, half))), 1.0)
@@ -269,26 +286,62 @@ class CpuRenderer:
                 + np.interp(u, U_GRID, _scallop(U_GRID, LOWER_GAPS, half, 0.6 * px_scale))
             )
             teeth = _smoothstep((v - edge) + 0.5) * (1 - _smoothstep((au - 0.5) / 0.15)) * show_lower
-            shade = 0.85 * (1 - 0.5 * au**2) * np.interp(u, U_GRID, _gaps(U_GRID, LOWER_GAPS, half, 0.8 * px_scale))
-            color = color + (col["teeth"] * shade[..., None] - color) * teeth[..., None]
+            # In the shadow of the upper teeth and the tongue: well below the upper teeth's brightness.
+            shade = 0.62 * _recede(au) * np.interp(u, U_GRID, _gaps(U_GRID, LOWER_GAPS, half, 0.8 * px_scale))
+            color = color + (_shaded(col, shade) - color) * teeth[..., None]
+        if photo_upper is not None:
+            color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(px_scale, 0.6)) + self._grain[y0:y1, x0:x1]
+            photo, known = self._photo_mouth(photo_upper, xx, yy)
+            color = color + (photo - color) * known[..., None]
+            roi = frame[y0:y1, x0:x1].astype(np.float32)
+            frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * mask[..., None] + 0.5, 0, 255).astype(np.uint8)
+            return
         # Upper teeth: hang from the rest line of the upper lip; shadowed under the lip and towards the corners.
-        length = 0.032 * face_h * (1 - 0.45 * u**2)  # what shows below the relaxed upper lip
+        # What shows below the relaxed upper lip, in proportion to the mouth's width (incisors are about a fifth
+        # of the smile's width long), never more than a third of a face-height-sized 10%.
+        length = min(0.17 * half, 0.034 * face_h) * (1 - 0.45 * u**2)
         edge = (
             np.maximum(v_rest, v_up)
             + length
             - np.interp(u, U_GRID, _scallop(U_GRID, UPPER_GAPS, half, 0.8 * px_scale))
         )
         teeth = (1 - _smoothstep((v - edge) + 0.5)) * (1 - _smoothstep((au - 0.72) / 0.2))
-        under_lip = 0.62 + 0.38 * _smoothstep((v - v_up) / (0.3 * 0.05 * face_h))
-        shade = (1 - 0.55 * au**2) * under_lip * np.interp(u, U_GRID, _gaps(U_GRID, UPPER_GAPS, half, 0.7 * px_scale))
+        # The upper lip's shadow falls on the teeth below it, deeper the more the lip overhangs them.
+        under_lip = 0.5 + 0.5 * _smoothstep((v - v_up) / (0.025 * face_h))
+        shade = _recede(au) * under_lip * np.interp(u, U_GRID, _gaps(U_GRID, UPPER_GAPS, half, 0.7 * px_scale))
         shade *= 1 - 0.12 * _smoothstep((v - edge + 0.012 * face_h) / (0.012 * face_h))  # translucent edge
-        color = color + (col["teeth"] * shade[..., None] - color) * teeth[..., None]
+        color = color + (_shaded(col, shade) - color) * teeth[..., None]
 
         color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(px_scale, 0.6))  # photographic, not vector-sharp
         color += self._grain[y0:y1, x0:x1]
         alpha = (mask * opened)[..., None]
         roi = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * alpha + 0.5, 0, 255).astype(np.uint8)
+
+    def _photo_mouth(self, photo_upper: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The photo's own mouth interior at pixels (xx, yy): colour (h, w, 3) float32 and how much of it the photo
+        has (h, w) in [0, 1].
+
+        The interior is fixed to the skull: each pixel shows the photo where the same spot of the head was, found by
+        undoing the head pose's shift of the photo's upper lip at that point across the mouth. Below the photo's own
+        opening (a mouth opened wider than in the photo) there is nothing to show and the painted cavity shows.
+        """
+        import cv2
+
+        src_upper, known_src = self._interior
+        left, right = photo_upper[0], photo_upper[-1]
+        center = (left + right) / 2
+        half = max(float(np.linalg.norm(right - left)) / 2, 1.0)
+        ax = (right - left) / (2 * half)
+        knots = ((photo_upper - center) @ ax) / half
+        order = np.argsort(knots)
+        shift = (photo_upper - src_upper)[order]
+        u = ((xx - center[0]) * ax[0] + (yy - center[1]) * ax[1]) / half
+        map_x = (xx - np.interp(u, knots[order], shift[:, 0])).astype(np.float32)
+        map_y = (yy - np.interp(u, knots[order], shift[:, 1])).astype(np.float32)
+        photo = cv2.remap(self.rig.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        known = cv2.remap(known_src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return photo.astype(np.float32), known
 
     def _paint_lid(self, frame: np.ndarray, lid: np.ndarray, lid_rest: np.ndarray, colors, amount: float) -> None:
         """A closing upper lid: the area it swept over (from its rest line down to where it is now) in lid-skin
@@ -330,6 +383,38 @@ class CpuRenderer:
             skin = np.maximum(skin, lash)
         roi = frame[y0:y1, x0:x1].astype(np.float32)
         frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * skin[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def _photo_interior(mesh_rig: MeshRig) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's mouth opening: its upper inner-lip line (11, 2) and an (S, S) float32 mask of the interior.
+
+    The mask stops short of the lower lip (by a few pixels and a fraction of the gap), so the lower lip's inner rim
+    never hangs from the skull with the teeth when the jaw drops.
+    """
+    size = int(mesh_rig.head_alpha.shape[0])
+    up, lo = mesh_rig.rest[UPPER_IN, :2], mesh_rig.rest[LOWER_IN, :2]
+    gap = np.linalg.norm(lo - up, axis=1, keepdims=True)
+    lift = np.clip((0.15 * gap + 1.0) / np.maximum(gap, 1e-6), 0.0, 1.0)
+    lo_short = lo + (up - lo) * lift
+    mask = _poly_mask(np.concatenate([up, lo_short[-2:0:-1]]), size, size, 0.7)
+    return up.astype(np.float64), mask
+
+
+def _lip_filled(image: np.ndarray, mesh_rig: MeshRig) -> np.ndarray:
+    """The image with the photo's mouth opening (teeth, shadow) filled in from the lips around it."""
+    import cv2
+
+    up, lo = mesh_rig.rest[UPPER_IN, :2], mesh_rig.rest[LOWER_IN, :2]
+    hole = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(np.concatenate([up, lo[-2:0:-1]])).astype(np.int32)], 1)
+    hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
+    x, y, w, h = cv2.boundingRect(hole)
+    pad = max(w, h) // 4 + 4
+    x0, y0 = max(x - pad, 0), max(y - pad, 0)
+    x1, y1 = min(x + w + pad, image.shape[1]), min(y + h + pad, image.shape[0])
+    out = image.copy()
+    out[y0:y1, x0:x1] = cv2.inpaint(image[y0:y1, x0:x1], hole[y0:y1, x0:x1], 3, cv2.INPAINT_TELEA)
+    return out
 
 
 def _poly_mask(poly: np.ndarray, h: int, w: int, blur: float) -> np.ndarray:
@@ -400,6 +485,49 @@ def _by_u(lo: np.ndarray, up: np.ndarray, center: np.ndarray, ax: np.ndarray, ha
     return u[order], np.linalg.norm(lo - up, axis=1)[order]
 
 
+def _paint_seam(frame: np.ndarray, up: np.ndarray, lo: np.ndarray, face_h: float) -> None:
+    """Darken the lips' inner edges a little: where closed lips meet there is a fine shadow line, which a photo
+    that had its lips parted does not have."""
+    import cv2
+
+    pts = np.concatenate([up, lo])
+    x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - 4, 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + 5, frame.shape[1::-1])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return
+    line = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for p in (up, lo):
+        cv2.polylines(line, [np.round((p - [x0, y0]) * 16).astype(np.int32)], False, 255, 1, cv2.LINE_AA, 4)
+    shadow = cv2.GaussianBlur(line.astype(np.float32) / 255.0, (0, 0), max(0.005 * face_h, 0.8))
+    shadow = np.clip(shadow / max(float(shadow.max()), 1e-6), 0, 1)
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = np.clip(roi * (1 - 0.16 * shadow[..., None]) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _shaded(col: dict[str, np.ndarray], shade: np.ndarray) -> np.ndarray:
+    """(h, w, 3) teeth colour at brightness `shade` in [0, 1]: shadows inside the mouth are warm (the light that
+    reaches them bounced off the cheeks and tongue), so shaded teeth go towards the cavity wall, not grey."""
+    shade = shade[..., None]
+    return col["wall"] + (col["teeth"] - col["wall"]) * shade
+
+
+def _smooth_line(p: np.ndarray, k: int = 4) -> np.ndarray:
+    """A lip line (N, 2), corner to corner, through its points as a Catmull-Rom curve with k samples per span."""
+    q = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
+    t = np.linspace(0, 1, k, endpoint=False)[:, None]
+    out = []
+    for i in range(1, len(q) - 2):
+        a, b, c, d = q[i - 1], q[i], q[i + 1], q[i + 2]
+        out.append(0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (3 * b - a - 3 * c + d) * t**3))
+    return np.concatenate([*out, p[-1:]])
+
+
+def _recede(au: np.ndarray) -> np.ndarray:
+    """Brightness of teeth by |u| across the mouth: the front teeth lit, the side teeth turning away into the
+    mouth's shadow (painted teeth that stay bright to the corners read as dentures)."""
+    return 1.0 - 0.7 * _smoothstep((au - 0.2) / 0.65)
+
+
 def _gaps(u: np.ndarray, gaps: np.ndarray, half: float, width_px: float) -> np.ndarray:
     """Brightness factor across the teeth: each tooth rounded (lit in its middle, darker towards its sides) and a
     thin dark line between neighbours."""
@@ -431,7 +559,7 @@ def _portrait_colors(rig: FaceRig) -> dict[str, np.ndarray]:
     luma = max(float(skin @ [0.299, 0.587, 0.114]), 1.0)
     gain = float(np.clip(luma / 165.0, 0.45, 1.1))  # a dim painting gets a dim mouth
     cast = 0.65 + 0.35 * skin / luma  # and its colour cast (a varnished painting's teeth are not white)
-    teeth = np.clip(1.2 * luma, 80, 232) * cast * TEETH / TEETH.mean()
+    teeth = np.clip(1.05 * luma, 80, 215) * cast * TEETH / TEETH.mean()  # teeth in a photo: about as bright as skin
     lid_ids = np.array(F.EYE_L_UPPER + F.EYE_R_UPPER)
     xy = np.round(lm[lid_ids, :2]).astype(int)
     xy = np.clip(xy, 0, rig.size - 1)
