@@ -144,3 +144,23 @@ def test_closed_mouthed_portrait_is_unchanged_at_rest(grace):
     assert not grace.mesh_rig.photo_mouth_open
     assert Q.psnr(_frame(grace), grace.rig.image) >= 35
     assert abs(Q.lip_gap(Q.landmarks(_frame(grace))) - Q.lip_gap(grace.rig.landmarks)) < 0.005
+
+
+@pytest.mark.parametrize("pose", [{"yaw": 15}, {"yaw": -15}, {"pitch": -12}])
+def test_turning_head_leaves_no_ghost_of_its_outline(astronaut, pose):
+    import cv2
+
+    # Where the photo's hair edge was and the moved head no longer is (re-segmented on the frame), the frame must
+    # show plain background: a copy of the outline left on the background plate, or a strip of wall dragged with the
+    # hair, shows up as edges there.
+    rig = astronaut.rig
+    fh = rig.face_height
+    frame = _frame(astronaut, pose)
+    edge = cv2.dilate(((rig.person_mask > 0.02) & (rig.person_mask < 0.98)).astype(np.uint8), np.ones((5, 5))) > 0
+    edge[rig.size // 2 :] = False  # around the head, not the shoulders
+    moved = F.segment_person(frame) > 0.02
+    far = edge & ~(cv2.dilate(moved.astype(np.uint8), np.ones((int(0.06 * fh) | 1,) * 2, np.uint8)) > 0)
+    assert far.sum() > 100, far.sum()
+    luma = cv2.GaussianBlur((frame.astype(np.float32) @ [0.299, 0.587, 0.114]).astype(np.float32), (0, 0), 1.0)
+    grad = np.hypot(cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1)) / 8  # luma per pixel
+    assert (grad[far] > 3).mean() < 0.03, (grad[far] > 3).mean()  # the old plate left 7-32% here

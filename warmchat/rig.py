@@ -26,6 +26,9 @@ GRID_STEP = 0.18  # spacing of the hair/neck/background points, face heights
 BAND = 0.25  # width over which head-following fades to the static background, face heights
 NECK_FADE = (0.05, 0.45)  # below the chin (face heights): the neck follows the head fully above, not at all below
 MIN_MOVE_PX = 0.05  # blendshape displacements below this are dropped, so far-away triangles stay static
+MATTE_FLOOR = 0.03  # person-mask values below this are background: the segmenter's faint haze around people
+FRINGE = 0.05  # face heights beyond the person mask that still move with the head, faintly ...
+FRINGE_ALPHA = 0.3  # ... from this opacity at the mask's edge down to none
 MIN_LIP_GAP = 0.012  # face heights: a photo whose lips part less than this at the centre counts as closed-mouthed
 LIP_RIM = 0.01  # face heights: how far into each lip the closed lips' meeting edge takes its texture from
 UPPER_LIP_SHARE = 0.3  # of the photo's lip opening, closed by the upper lip coming down; the jaw closes the rest
@@ -228,16 +231,23 @@ def build_mesh_rig(landmarks: np.ndarray, size: int, person_mask: np.ndarray | N
         axes = (round(0.8 * face_h), round(1.6 * face_h))
         cv2.ellipse(person_mask, np.round(center).astype(int).tolist(), axes, 0, 0, 360, 1.0, -1)
         person_mask = cv2.GaussianBlur(person_mask, (0, 0), 0.05 * face_h)
-    # The moving layer is the whole person wherever it moves at all (fading out only where the motion has faded to
-    # nothing), holes in the mask closed and its edge grown a little: whatever is left out of the layer stays on the
-    # still background plate, and would show as a ghost outline when the head turns.
+    # The moving layer is the person wherever it moves at all (fading out only where the motion has faded to
+    # nothing), with holes in the mask closed, and no wider than the person: the renderer fills the background plate
+    # under all of it, so a head that turns shows filled background beside it, never a strip of the photo's wall
+    # riding along or a copy of the hair's edge left behind.
     # Hair and hats reach well past the face outline, but not indefinitely: the segmenter sometimes takes a painted
     # landscape for part of the sitter, and that must not swing with the head.
     hull_dist = cv2.distanceTransform(1 - hull, cv2.DIST_L2, 5)
     person = np.maximum(person_mask * (1.0 - _smoothstep((hull_dist / face_h - 0.55) / 0.25)), hull)
-    solid = _fill_holes(cv2.morphologyEx((person > 0.3).astype(np.uint8), cv2.MORPH_CLOSE, _disk(0.03 * face_h)))
-    grown = cv2.GaussianBlur(cv2.dilate(solid, _disk(0.02 * face_h)).astype(np.float32), (0, 0), 0.01 * face_h)
-    head_alpha = (np.maximum(person, grown) * np.clip(fade / 0.1, 0, 1)).astype(np.float32)
+    solid = _fill_holes(cv2.morphologyEx((person > 0.5).astype(np.uint8), cv2.MORPH_CLOSE, _disk(0.03 * face_h)))
+    solid = cv2.GaussianBlur(solid.astype(np.float32), (0, 0), max(0.004 * face_h, 0.7))
+    matte = np.maximum(person, solid)
+    matte[matte < MATTE_FLOOR] = 0.0
+    # Stray hairs the segmenter missed lie just outside it: a faint fringe, fading out over FRINGE, moves with the
+    # head too, and the plate is filled under it, so they are never left behind as a ghost outline.
+    outside = cv2.distanceTransform((matte <= 0).astype(np.uint8), cv2.DIST_L2, 5) / face_h
+    fringe = FRINGE_ALPHA * np.clip(1.0 - outside / FRINGE, 0.0, 1.0) * (matte <= 0)
+    head_alpha = (np.maximum(matte, fringe) * np.clip(fade / 0.1, 0, 1)).astype(np.float32)
 
     step = max(GRID_STEP * face_h, 10.0)
     n = max(int(np.ceil((size - 1) / step)), 2)

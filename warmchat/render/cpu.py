@@ -99,7 +99,14 @@ class CpuRenderer:
 
         # Head layer (premultiplied) over a background plate; exact at rest up to clipping: crop = PF + (1 - a) B.
         alpha = np.round(r.head_alpha * 255).astype(np.uint8)
-        plate = fill_background(rig.image, 1.0 - r.head_alpha)
+        # The plate is the photo wherever the person layer is not, and filled from the surroundings under all of it
+        # (not under its solid part only: a plate keeping half of the hair's soft edge shows that edge as a ghost
+        # outline once the head has moved off it), with the photo's grain so the fill is not suspiciously smooth.
+        gray = cv2.cvtColor(rig.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grain = float(np.clip(np.median(np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))) * 1.4, 0.5, 6.0))
+        self._grain = np.random.default_rng(0).normal(0, grain, (size, size, 1)).astype(np.float32)
+        known = (r.head_alpha <= 0).astype(np.float32)
+        plate = fill_background(rig.image, known) + self._grain * (1 - known)[..., None]
         self._plate = np.clip(plate + 0.5, 0, 255).astype(np.uint8)
         behind = cv2.multiply(self._plate, cv2.cvtColor(255 - alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
         # A photo with parted lips: the lips close at rest, so the warp must never show the teeth between them (the
@@ -118,10 +125,6 @@ class CpuRenderer:
         self._lids = [(INDEX[control], ids, _lid_colors(rig, ids)) for control, ids in LIDS]
         # Lines whose rest position under the current head pose anchors painted parts (teeth, lids).
         self._anchor_ids = np.concatenate([UPPER_IN] + [ids for _, ids in LIDS])
-        # The photo's grain, so painted areas are not suspiciously clean.
-        gray = cv2.cvtColor(rig.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        grain = float(np.clip(np.median(np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))) * 1.4, 0.5, 6.0))
-        self._grain = np.random.default_rng(0).normal(0, grain, (size, size, 1)).astype(np.float32)
 
     def render(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose."""
