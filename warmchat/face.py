@@ -34,6 +34,9 @@ MAX_MIRROR_ERROR = 0.0145  # face heights, mean distance from each landmark to t
 MIRROR_SLACK = 0.1  # ... plus this x (score - 0.8): small, blurry real faces jitter more but the detector is sure
 LIKENESS_CROP = 256  # pixels: side of the face-aligned crop, 2 face heights across
 MIN_SMALL_FACE_SCORE = 0.7  # below MIN_FACE_PX only a detection this sure is called "too small", else "no face"
+TIGHT_MARGIN = 1.1  # a photo without room for the crop's margin gets one this tight (x 1.45 face heights) ...
+PAD_RAMP = 0.03  # ... and what is still outside the photo is mirrored, blurring fully over this x the crop's side
+PAD_BLUR = 0.06  # Gaussian sigma of that blur, x the crop's side
 UPRIGHT_MAX_ROLL_DEG = 60.0  # a face rolled further than this is taken to be a sideways or upside-down photo
 
 # MediaPipe face-mesh landmark indices used across stages.
@@ -597,6 +600,65 @@ def _find_upright_face(image: np.ndarray, name: str) -> tuple[np.ndarray, np.nda
     return best[1:]
 
 
+def _crop_square(lm: np.ndarray, face_h: float, w: int, h: int, margin: float) -> tuple[float, float, float]:
+    """(x0, y0, side) of the square crop around head and shoulders, in photo pixels.
+
+    `margin` x 1.45 face heights across (the mesh covers brows to chin; 1.45x adds hair, the margin shoulders),
+    centred a little below the face. A photo with less room than that gets a tighter square, down to
+    `TIGHT_MARGIN`, moved to stay inside the photo where it can: the less of the crop lies outside the photo, the
+    less of it has to be made up.
+    """
+    x_min, y_min = lm[:, :2].min(axis=0)
+    x_max, y_max = lm[:, :2].max(axis=0)
+    cx = (x_min + x_max) / 2
+    cy = (y_min + y_max) / 2 + 0.12 * face_h
+    side = margin * 1.45 * face_h
+    if side > min(w, h):
+        tightest = max(TIGHT_MARGIN * 1.45 * face_h, 1.1 * max(x_max - x_min, y_max - y_min))
+        side = max(float(min(w, h)), min(side, tightest))
+    x0, y0 = cx - side / 2, cy - side / 2
+    # Shift into the photo; the face stays inside the square, since the square is wider than the face.
+    if side <= w:
+        x0 = min(max(x0, 0.0), w - side)
+    if side <= h:
+        y0 = min(max(y0, 0.0), h - side)
+    return float(x0), float(y0), float(side)
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def _padded_crop(image: np.ndarray, x0: float, y0: float, side: float, size: int) -> np.ndarray:
+    """The (size, size, 3) crop of the square (x0, y0, side); where it leaves the photo, the photo's edge is
+    continued by mirroring, blurred more the further out, instead of repeating the edge pixels (long streaks)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    pad = [max(0, int(np.ceil(v)) + 2) for v in (-y0, y0 + side - h, -x0, x0 + side - w)]  # top, bottom, left, right
+    if any(pad):
+        top, bottom, left, right = pad
+        big = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_REFLECT_101)
+        inside = np.ones(big.shape[:2], np.uint8)
+        inside[top : top + h, left : left + w] = 0
+        dist = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
+        # A few pixels of mirror image carry the photo's texture over the seam; further out the mirror image is
+        # blurred heavily (computed small), so it continues the photo's colours, not its shapes (a second ear or
+        # shoulder would read as real).
+        k = min(1.0, 128.0 / max(big.shape[:2]))
+        small = cv2.resize(big, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), PAD_BLUR * side * k)
+        blurred = cv2.resize(small, (big.shape[1], big.shape[0]), interpolation=cv2.INTER_LINEAR)
+        wgt = _ramp(dist / max(PAD_RAMP * side, 1.0))[..., None]
+        image = np.clip(big * (1 - wgt) + blurred * wgt + 0.5, 0, 255).astype(np.uint8)
+        x0, y0 = x0 + left, y0 + top
+    scale = size / side
+    m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
+    flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.warpAffine(image, m, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+
+
 def build_rig(
     source: str | Path | np.ndarray | PILImage,
     name: str = "A",
@@ -615,8 +677,6 @@ def build_rig(
         InputError: with the portrait's name, for unreadable, empty or oversized files, no human face, a face too
             small, cut off, or in profile.
     """
-    import cv2
-
     cfg = config or FaceConfig()
     image, source_scale = _load(source, name, limits)
     image, lm, n_faces, turns, _ = _find_upright_face(image, name)
@@ -631,28 +691,14 @@ def build_rig(
         notes.append(f"Portrait {name}: {n_faces} faces found; animating the largest one.")
         log.warning(notes[-1])
     face_h = float(np.linalg.norm(lm[FOREHEAD, :2] - lm[CHIN, :2]))
-    # Square crop around head and shoulders, centred a little below the face centre.
-    x_min, y_min = lm[:, :2].min(axis=0)
-    x_max, y_max = lm[:, :2].max(axis=0)
-    cx = (x_min + x_max) / 2
-    cy = (y_min + y_max) / 2 + 0.12 * face_h
-    side = cfg.margin * 1.45 * face_h  # the mesh covers brows to chin; 1.45x adds hair, x margin adds shoulders
-    x0, y0 = cx - side / 2, cy - side / 2
+    x0, y0, side = _crop_square(lm, face_h, w, h, cfg.margin)
     scale = cfg.size / side
     if scale > UPSCALE_NOTE:
         notes.append(
             f"Portrait {name}: the face is small ({face_h:.0f} px tall) and is enlarged {scale:.1f}x, so it will "
             "look soft. A larger photo gives a sharper result."
         )
-    # Affine crop with edge replication where the square leaves the photo.
-    m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
-    crop = cv2.warpAffine(
-        image,
-        m,
-        (cfg.size, cfg.size),
-        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    crop = _padded_crop(image, x0, y0, side, cfg.size)
     crop_faces = detect_landmarks(crop)
     if crop_faces:
         landmarks = crop_faces[0]
