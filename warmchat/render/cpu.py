@@ -17,7 +17,7 @@ import numpy as np
 from warmchat import face as F
 from warmchat.controls import INDEX, POSE_INDEX
 from warmchat.face import FaceRig
-from warmchat.rig import MeshRig, build_mesh_rig, pose_points
+from warmchat.rig import GRID_STEP, MeshRig, build_mesh_rig, pose_points
 
 UPPER_IN, LOWER_IN = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
 LIDS = (  # blink control, upper-lid line from corner to corner
@@ -96,6 +96,7 @@ class CpuRenderer:
 
         self._rasterize = rasterize_displacement
         self._buffers: dict[str, np.ndarray] = {}
+        self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
         # Head layer (premultiplied) over a background plate; exact at rest up to clipping: crop = PF + (1 - a) B.
         alpha = np.round(r.head_alpha * 255).astype(np.uint8)
@@ -114,6 +115,13 @@ class CpuRenderer:
         self._interior = _photo_interior(r) if r.photo_mouth_open else None
         texture = rig.image if self._interior is None else _lip_filled(rig.image, r)
         self._head = np.dstack([cv2.subtract(texture, behind), alpha])  # (S, S, 4) uint8
+        # Only the person layer changes a frame: outside the box around where it is drawn (triangles whose source
+        # touches it) and where it was (the plate differs from the photo there), a frame is the photo itself.
+        near = cv2.dilate((r.head_alpha > 0).astype(np.uint8), _disk_kernel(GRID_STEP * r.face_height))
+        ys, xs = np.nonzero(r.head_alpha > 0)
+        self._still_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0)
+        corners = np.clip(np.round(self._src).astype(int), 0, size - 1)
+        self._in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # (M,) of the drawn triangles
         g = np.arange(size, dtype=np.float32)
         self._grid = np.dstack(np.meshgrid(g, g)).astype(np.float32)  # (S, S, 2) pixel positions
 
@@ -128,6 +136,9 @@ class CpuRenderer:
 
     def render(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose."""
+        key = np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
+        if self._last is not None and self._last[0] == key:  # a held pose: nothing to redraw
+            return self._last[1].copy()
         pose = self._damped(pose)
         pts3 = pose_points(self.mesh_rig, expression, pose)
         pts = pts3[:, :2]
@@ -145,6 +156,7 @@ class CpuRenderer:
             if amount > 0.2:
                 self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
             start += len(ids)
+        self._last = (key, out.copy())
         return out
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -169,8 +181,9 @@ class CpuRenderer:
 
         size, s = self.rig.size, self.step
         dst = pts[self._tris]  # (M, 3, 2)
-        lo = np.floor(dst.reshape(-1, 2).min(axis=0)).astype(int) - 2
-        hi = np.ceil(dst.reshape(-1, 2).max(axis=0)).astype(int) + 3
+        layer = dst[self._in_layer].reshape(-1, 2)
+        lo = np.floor(np.minimum(layer.min(axis=0, initial=size), self._still_box[:2])).astype(int) - 2
+        hi = np.ceil(np.maximum(layer.max(axis=0, initial=0), self._still_box[2:])).astype(int) + 3
         x0, y0 = (np.clip(lo, 0, size) // s) * s
         x1, y1 = np.clip(hi, 0, size)
         if x1 - x0 < 2 or y1 - y0 < 2:
@@ -420,6 +433,13 @@ def _lip_filled(image: np.ndarray, mesh_rig: MeshRig) -> np.ndarray:
     return out
 
 
+def _disk_kernel(radius: float) -> np.ndarray:
+    import cv2
+
+    r = max(int(round(radius)), 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
 def _poly_mask(poly: np.ndarray, h: int, w: int, blur: float) -> np.ndarray:
     """(h, w) float32 anti-aliased coverage of a polygon (pixel coordinates), softened by a Gaussian of `blur` px."""
     import cv2
@@ -514,15 +534,25 @@ def _shaded(col: dict[str, np.ndarray], shade: np.ndarray) -> np.ndarray:
     return col["wall"] + (col["teeth"] - col["wall"]) * shade
 
 
-def _smooth_line(p: np.ndarray, k: int = 4) -> np.ndarray:
-    """A lip line (N, 2), corner to corner, through its points as a Catmull-Rom curve with k samples per span."""
-    q = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
-    t = np.linspace(0, 1, k, endpoint=False)[:, None]
-    out = []
-    for i in range(1, len(q) - 2):
-        a, b, c, d = q[i - 1], q[i], q[i + 1], q[i + 2]
-        out.append(0.5 * (2 * b + (c - a) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (3 * b - a - 3 * c + d) * t**3))
-    return np.concatenate([*out, p[-1:]])
+def _catmull_rom(n: int, k: int) -> np.ndarray:
+    """((n - 1) k + 1, n) matrix: n points of a line -> a Catmull-Rom curve through them, k samples per span (the
+    ends extended by reflection)."""
+    t = np.arange(k) / k
+    w = 0.5 * np.stack([-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3, t + 4 * t**2 - 3 * t**3, -(t**2) + t**3], 1)
+    ext = np.zeros((n + 2, n))  # the padded line from the line: q0 = 2 p0 - p1, q[n+1] = 2 p[n-1] - p[n-2]
+    ext[1:-1] = np.eye(n)
+    ext[0, :2] = (2, -1)
+    ext[-1, -2:] = (-1, 2)
+    rows = [w @ ext[i - 1 : i + 3] for i in range(1, n)]
+    return np.concatenate([*rows, np.eye(n)[-1:]])
+
+
+LIP_CURVE = _catmull_rom(len(F.UPPER_INNER_LIP), 4)
+
+
+def _smooth_line(p: np.ndarray) -> np.ndarray:
+    """A lip line (11, 2), corner to corner, as a curve through its points (41, 2): lips are curves, not polygons."""
+    return LIP_CURVE @ p
 
 
 def _recede(au: np.ndarray) -> np.ndarray:
