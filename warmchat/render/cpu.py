@@ -106,15 +106,21 @@ class CpuRenderer:
         gray = cv2.cvtColor(rig.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         grain = float(np.clip(np.median(np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.0))) * 1.4, 0.5, 6.0))
         self._grain = np.random.default_rng(0).normal(0, grain, (size, size, 1)).astype(np.float32)
-        known = (r.head_alpha <= 0).astype(np.float32)
+        known = (alpha == 0).astype(np.float32)
         plate = fill_background(rig.image, known) + self._grain * (1 - known)[..., None]
         self._plate = np.clip(plate + 0.5, 0, 255).astype(np.uint8)
+        # Where the photo is darker than the filled plate at the layer's soft edge (a stray hair over the wall), the
+        # layer takes at least the opacity that explains it as something dark over the plate: `photo - (1 - alpha) x
+        # plate` stays >= 0, the rest frame stays exact and the hair moves with the head instead of staying behind.
+        plate16 = np.maximum(self._plate.astype(np.int32), 1)
+        need = 255 - (255 * rig.image.astype(np.int32)) // plate16  # 255 x (1 - photo / plate), rounded up
+        alpha = np.where(alpha > 0, np.maximum(alpha, np.clip(need.max(axis=2) + 1, 0, 255)), 0).astype(np.uint8)
         behind = cv2.multiply(self._plate, cv2.cvtColor(255 - alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
         # A photo with parted lips: the lips close at rest, so the warp must never show the teeth between them (the
         # mouth is painted from the photo when it opens): that texture gets its interior filled from the lips.
         self._interior = _photo_interior(r) if r.photo_mouth_open else None
         texture = rig.image if self._interior is None else _lip_filled(rig.image, r)
-        self._head = np.dstack([cv2.subtract(texture, behind), alpha])  # (S, S, 4) uint8
+        self._head = np.dstack([cv2.subtract(texture, behind), alpha])  # (S, S, 4) uint8, premultiplied
         # Only the person layer changes a frame: outside the box around where it is drawn (triangles whose source
         # touches it) and where it was (the plate differs from the photo there), a frame is the photo itself.
         near = cv2.dilate((r.head_alpha > 0).astype(np.uint8), _disk_kernel(GRID_STEP * r.face_height))
