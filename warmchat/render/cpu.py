@@ -329,7 +329,7 @@ class CpuRenderer:
         )
         teeth = (1 - _smoothstep((v - edge) + 0.5)) * (1 - _smoothstep((au - 0.72) / 0.2))
         # The upper lip's shadow falls on the teeth below it, deeper the more the lip overhangs them.
-        under_lip = 0.5 + 0.5 * _smoothstep((v - v_up) / (0.025 * face_h))
+        under_lip = 0.62 + 0.38 * _smoothstep((v - v_up) / (0.02 * face_h))
         shade = _recede(au) * under_lip * np.interp(u, U_GRID, _gaps(U_GRID, UPPER_GAPS, half, 0.7 * px_scale))
         shade *= 1 - 0.12 * _smoothstep((v - edge + 0.012 * face_h) / (0.012 * face_h))  # translucent edge
         color = color + (_shaded(col, shade) - color) * teeth[..., None]
@@ -598,7 +598,7 @@ def _portrait_colors(rig: FaceRig) -> dict[str, np.ndarray]:
     luma = max(float(skin @ [0.299, 0.587, 0.114]), 1.0)
     gain = float(np.clip(luma / 165.0, 0.45, 1.1))  # a dim painting gets a dim mouth
     cast = 0.65 + 0.35 * skin / luma  # and its colour cast (a varnished painting's teeth are not white)
-    teeth = np.clip(1.05 * luma, 80, 215) * cast * TEETH / TEETH.mean()  # teeth in a photo: about as bright as skin
+    teeth = np.clip(1.15 * luma, 80, 225) * cast * TEETH / TEETH.mean()  # a little brighter than the skin
     lid_ids = np.array(F.EYE_L_UPPER + F.EYE_R_UPPER)
     xy = np.round(lm[lid_ids, :2]).astype(int)
     xy = np.clip(xy, 0, rig.size - 1)
