@@ -5,9 +5,11 @@ Per frame: move the control points (rig); paint the moving triangles far to near
 dst->src displacements (compiled rasteriser; face triangles turned away from the camera culled); upsample it and
 resample the head layer with one fixed-point `cv2.remap`. The head layer is the portrait's person (hair, face, neck)
 wherever it follows the head, premultiplied by that mask; it is composited over a background plate whose person
-area was filled from its surroundings, so the head can turn without dragging the wall behind it, and at rest the
-composite is the crop again. Everything outside the moving triangles' bounding box is a plain copy, and per-frame
-arrays are reused, so memory stays flat however long the video.
+area was filled from its surroundings, so the head can turn without dragging the wall behind it or leaving its
+outline behind, and at rest the composite is the crop again (with the lips closed, for a photo whose lips part: the
+mouth then shows the photo's own interior as it opens). Everything outside the box the person layer can reach is a
+plain copy, a repeated (expression, pose) repeats the previous frame, and per-frame arrays are reused, so memory
+stays flat however long the video.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class CpuRenderer:
         self._buffers: dict[str, np.ndarray] = {}
         self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
-        # Head layer (premultiplied) over a background plate; exact at rest up to clipping: crop = PF + (1 - a) B.
+        # Head layer (premultiplied) over a background plate, exact at rest: crop = PF + (1 - a) B.
         alpha = np.round(r.head_alpha * 255).astype(np.uint8)
         # The plate is the photo wherever the person layer is not, and filled from the surroundings under all of it
         # (not under its solid part only: a plate keeping half of the hair's soft edge shows that edge as a ghost
