@@ -121,6 +121,8 @@ def test_open_mouthed_portrait_closes_at_rest(astronaut):
     assert astronaut.mesh_rig.photo_mouth_open
     shut = Q.lip_gap(Q.landmarks(_frame(astronaut)))
     assert shut < 0.012, shut  # read back from the pixels: the lips meet
+    frown = Q.lip_gap(Q.landmarks(_frame(astronaut, mouthFrown_L=1.0, mouthFrown_R=1.0, mouthStretch_L=0.5)))
+    assert frown < 0.012, frown  # and stay together when only the lip corners move
     wide = Q.lip_gap(Q.landmarks(_frame(astronaut, jawOpen=0.6)))
     assert wide - shut >= 0.05, (shut, wide)
 

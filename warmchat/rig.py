@@ -318,6 +318,14 @@ def build_mesh_rig(landmarks: np.ndarray, size: int, person_mask: np.ndarray | N
     neutral = (neutral[:, :1] * right + neutral[:, 1:] * down) * face_h
     neutral[np.linalg.norm(neutral, axis=1) < MIN_MOVE_PX] = 0.0
     if np.any(neutral):
+        # The lips meet at rest, but every control was built on the photo, where they are apart and so move by
+        # different amounts: a frown or a smile would part them. Each inner-lip pair moves as one, except where
+        # parting them is the point (the jaw, the funnel's rounded opening).
+        pairs = (np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP))
+        together = [i for c, i in INDEX.items() if c not in ("jawOpen", "mouthFunnel")]
+        mean = (basis[np.ix_(together, pairs[0])] + basis[np.ix_(together, pairs[1])]) / 2
+        basis[np.ix_(together, pairs[0])] = mean
+        basis[np.ix_(together, pairs[1])] = mean
         # The closed lips meet along their inner edges, where the photo's pixels blend into the teeth: they take
         # their texture from a little further into each lip (the rest moves the same amount back).
         up_in, lo_in = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
