@@ -115,16 +115,24 @@ def test_memory_stays_flat_over_a_long_render(astronaut):
     assert current < 4_000_000, current
 
 
-def test_open_mouthed_portrait_closes_at_rest(astronaut):
-    # The astronaut smiles with her teeth showing (inner-lip gap about 7% of face height in the photo).
-    assert Q.lip_gap(Q.landmarks(astronaut.rig.image)) > 0.04
-    assert astronaut.mesh_rig.photo_mouth_open
-    shut = Q.lip_gap(Q.landmarks(_frame(astronaut)))
+@pytest.fixture(scope="module")
+def pearl(examples):
+    # Vermeer's girl: lips parted mid-breath (inner-lip gap about 2% of face height), a dark mouth, no teeth.
+    return CpuRenderer(F.build_rig(examples / "girl_with_a_pearl_earring.jpg", "A"))
+
+
+@pytest.mark.parametrize("name, photo_gap, opened", [("astronaut", 0.04, 0.05), ("pearl", 0.015, 0.04)])
+def test_open_mouthed_portrait_closes_at_rest(request, name, photo_gap, opened):
+    # The astronaut smiles with her teeth showing (inner-lip gap about 5% of face height as the tracker reads it).
+    renderer = request.getfixturevalue(name)
+    assert Q.lip_gap(Q.landmarks(renderer.rig.image)) > photo_gap
+    assert renderer.mesh_rig.photo_mouth_open
+    shut = Q.lip_gap(Q.landmarks(_frame(renderer)))
     assert shut < 0.012, shut  # read back from the pixels: the lips meet
-    frown = Q.lip_gap(Q.landmarks(_frame(astronaut, mouthFrown_L=1.0, mouthFrown_R=1.0, mouthStretch_L=0.5)))
+    frown = Q.lip_gap(Q.landmarks(_frame(renderer, mouthFrown_L=1.0, mouthFrown_R=1.0, mouthStretch_L=0.5)))
     assert frown < 0.012, frown  # and stay together when only the lip corners move
-    wide = Q.lip_gap(Q.landmarks(_frame(astronaut, jawOpen=0.6)))
-    assert wide - shut >= 0.05, (shut, wide)
+    wide = Q.lip_gap(Q.landmarks(_frame(renderer, jawOpen=0.6)))
+    assert wide - shut >= opened, (shut, wide)
 
 
 def test_open_mouth_shows_the_photos_own_teeth(astronaut):
@@ -186,3 +194,20 @@ def test_repeated_pose_reuses_the_frame_and_renderers_run_side_by_side(grace, as
         together = dict(zip(alone, pool.map(lambda r: r.render_batch(e, p), (grace, astronaut)), strict=True))
     for key, frames in alone.items():
         assert np.array_equal(together[key], frames), key
+
+
+def test_painted_teeth_recede_into_the_mouths_shadow(grace):
+    # Painted teeth that stay white to the corners read as dentures: the side teeth are darker than the front ones.
+    e, p = zeros(1)[0], rest_pose(1)[0]
+    e[INDEX["jawOpen"]] = 0.5
+    frame = grace.render(e, p)
+    upper = grace.frame_points(e, p)[list(F.UPPER_INNER_LIP)]  # corner to corner, as drawn
+    luma = frame.astype(np.float32) @ [0.299, 0.587, 0.114]
+    fh = grace.mesh_rig.face_height
+
+    def teeth(i: int) -> float:  # just below the upper lip at point i, where the upper teeth show
+        x, y = upper[i]
+        return float(luma[int(y + 0.012 * fh) : int(y + 0.025 * fh), int(x) - 1 : int(x) + 2].mean())
+
+    front, sides = teeth(5), (teeth(2) + teeth(8)) / 2
+    assert front > 120 and sides < 0.6 * front, (front, sides)  # 0.53 here; 0.68 for the earlier, flat teeth

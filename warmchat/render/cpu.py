@@ -556,6 +556,7 @@ def _catmull_rom(n: int, k: int) -> np.ndarray:
 
 
 LIP_CURVE = _catmull_rom(len(F.UPPER_INNER_LIP), 4)
+LIP_CURVE.setflags(write=False)  # shared by every renderer, so read-only
 
 
 def _smooth_line(p: np.ndarray) -> np.ndarray:
