@@ -1,9 +1,10 @@
 """The expression rig: named controls and head pose -> displaced face-mesh landmarks and head/neck control points.
 
 Each control is a linear blendshape on the control points, built once per portrait in a face-local frame (units of
-face height, so it adapts to any face size or tilt) with smooth spatial falloff. Head pose then rotates everything
-in 3D about a pivot between the ears, using the mesh depth; hair and neck points follow with a weight taken from
-the person mask, so the background stays put.
+face height, so it adapts to any face size or tilt) with smooth spatial falloff. The rest is a closed mouth: a photo
+with parted lips gets a fixed displacement that closes them (`MeshRig.neutral`), so `jawOpen = 0` shuts any mouth.
+Head pose then rotates everything in 3D about a pivot between the ears, using the mesh depth; hair and neck points
+follow with a weight taken from the person mask, so the background stays put.
 
 The mesh is MediaPipe's own face tessellation (its surface topology, with holes at the eyes and mouth), those holes
 filled with triangles of our own (a strip across the lips, the visible iris inside each eye), and around it a
@@ -40,7 +41,8 @@ class MeshRig:
     background points), their blendshape basis, head-follow weights and triangles. Built from a `face.FaceRig` (the
     cropped portrait) by `build_mesh_rig`; posed per frame by `pose_points`."""
 
-    rest: np.ndarray  # (P, 3) rest positions (pixels): 478 landmarks, then hair/neck/background points
+    rest: np.ndarray  # (P, 3) where each point's texture is in the photo (pixels): 478 landmarks, then hair/neck/
+    # background points; the rest pose is these plus `neutral`
     basis: np.ndarray  # (K, P, 2) displacement of each point at control value 1 (pixels)
     head_weight: np.ndarray  # (P,) how fully each point follows the head pose (1 face/hair, <1 neck, 0 background)
     head_alpha: np.ndarray  # (S, S) float32: the part of the image that moves with the head (person x neck fade)
