@@ -182,8 +182,9 @@ class InteractiveTalkingTree:
         return {person: valence_arousal(curve) for person, curve in self.emotion_curves(timeline).items()}
 
     def set_times(self, timeline: Timeline) -> None:
-        """Record each active node's start/end from the conversation clock."""
-        for node, seg in zip(self.active_path(), timeline.segments, strict=True):
+        """Record each active node's start/end from the conversation clock (the first turns, when the tree holds
+        lines not voiced yet, e.g. a regenerated conversation being rendered again)."""
+        for node, seg in zip(self.active_path()[: len(timeline.segments)], timeline.segments, strict=True):
             node.start, node.end = round(seg.start, 3), round(seg.end, 3)
 
     # ----- serialisation ---------------------------------------------------------------------------------------
