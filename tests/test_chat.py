@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import EXAMPLES, decode_video, probe
 from openai_server import LINES, ChatServer
+from test_app import browser  # noqa: F401  (headless Chromium, for the browser test)
+from test_app import server as app  # noqa: F401  (the app, started once for this module)
 
 from warmchat import Chat, InputError, WarmChatConfig, speech
 from warmchat.compose import CAPTION_H, ffmpeg_exe, write_wav
@@ -185,3 +189,57 @@ def test_a_failed_answer_leaves_the_chat_as_it_was(server, tmp_path):
     with pytest.raises(InputError, match="type a line or record one"):
         chat.reply()
     chat.close()
+
+
+# ----- the app's Chat tab ------------------------------------------------------------------------------------------
+def _chat_inputs(llm: ChatServer, text: str) -> list:
+    from gradio_client import handle_file
+
+    return [handle_file(str(EXAMPLES / "mona_lisa.jpg")), "Lisa", "happy", "hibari", "Sam", text, None, 256, 0,
+            "openai", "slow", llm.base_url, ""]  # fmt: skip
+
+
+def test_chat_endpoints_answer_regenerate_and_keep_sessions_apart(app, server):  # noqa: F811
+    from gradio_client import Client
+
+    alice, bob = Client(app, verbose=False), Client(app, verbose=False)
+    first = alice.predict(*_chat_inputs(server, "Hello Lisa! What a wonderful smile."), api_name="/chat_reply")
+    other = bob.predict(*_chat_inputs(server, "Good evening."), api_name="/chat_reply")
+    second = alice.predict(*_chat_inputs(server, "Shall we go for a walk?"), api_name="/chat_reply")
+    latest, full, transcript, png, files, status = second[:6]
+    assert "**4. Lisa**" in transcript and "wonderful smile" in transcript and LINES[0] in transcript
+    assert "Good evening" not in transcript and "**2. Lisa**" in other[2] and "**3." not in other[2]
+    assert "answered in" in status and first[0] != latest
+    assert {Path(f).suffix for f in files} == {".mp4", ".srt", ".json", ".png"} and Path(png).is_file()
+    assert Path(full).stat().st_size > Path(latest).stat().st_size > 10_000
+    regenerated = alice.predict(2, api_name="/chat_regenerate")
+    assert "**2. Lisa**" in regenerated[2] and "**3." not in regenerated[2]
+    tree = json.loads(Path(next(f for f in regenerated[4] if f.endswith(".json"))).read_text())
+    assert len(tree["nodes"][1]["children"]) == 2  # the visitor's first line has two answers: a discarded take
+    with pytest.raises(Exception, match="Sam's own"):
+        alice.predict(1, api_name="/chat_regenerate")
+
+
+@pytest.mark.browser
+def test_type_two_lines_and_watch_both_answers(app, browser, server):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(app)
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#chat_portrait input[type=file]").set_input_files(str(EXAMPLES / "mona_lisa.jpg"))
+    page.wait_for_function("document.querySelector('#chat_preview img') !== null", timeout=60_000)
+    page.get_by_text("Chat settings").click()
+    page.get_by_label("OpenAI-compatible LLM").check()
+    page.get_by_label("LLM model (OpenAI-compatible)").fill("slow")
+    page.get_by_label("Your OpenAI-compatible server URL (empty = the operator's)").fill(server.base_url)
+    for line, answer in (("Hello Lisa, how are you?", LINES[1]), ("Do you like the museum?", LINES[0])):
+        page.locator("#chat_text textarea").fill(line)
+        page.locator("#chat_send").click()
+        page.wait_for_function(f"document.querySelector('#chat_transcript')?.innerText.includes({answer!r})",
+                               timeout=120_000)  # fmt: skip
+        page.wait_for_function(
+            "(() => { const v = document.querySelector('#chat_video video'); return v?.src && v.duration > 0; })()",
+            timeout=60_000,
+        )
+    text = page.locator("#chat_transcript").inner_text()
+    assert "Hello Lisa" in text and LINES[1] in text and "museum" in text and LINES[0] in text
+    page.close()

@@ -206,7 +206,7 @@ def chat_tab(examples_dir: Path) -> None:
                 visitor_name = gr.Textbox(label="Your name", value="Visitor", max_lines=1)
             gr.Examples([[str(examples_dir / f), n, e] for f, n, e in EXAMPLES], inputs=[portrait, name, emotion],
                         label="Or pick a portrait")  # fmt: skip
-            with gr.Accordion("Settings", open=False):
+            with gr.Accordion("Chat settings", open=False):
                 size = gr.Dropdown(list(CHAT_SIZES), value=CHAT_SIZES[0], label="Face resolution (px)")
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                 llm = gr.Radio([(label, key) for key, label in LLM_LABELS.items()], value="local", label="Dialogue")
