@@ -26,6 +26,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -83,7 +84,8 @@ class ChatTurn:
     start_s: float  # where the exchange sits on the chat's clock
     end_s: float
     seconds: float  # from the call to the answer's segment being ready
-    stage_seconds: dict[str, float] = field(default_factory=dict)  # where those seconds went
+    # Where those seconds went; rendering the listening segment overlaps writing the answer, so they add up to more.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -319,11 +321,13 @@ class Chat:
             yield ChatLine(index, visitor, heard)
             end = timeline.segment_end_frame(self.clock, self.builder.segments[-1], last=False)
             progress(0.2, f"{self.names[AVATAR]} listens")
-            yield self._render(index, end, exchange)
-            exchange.listen_end = self._done
-            for event in self._answer(exchange, t0, progress, on_text, replaces=None):
-                answered = isinstance(event, ChatTurn)
-                yield event
+            # The avatar listening is rendered while the answer is written: the model samples on one core, the
+            # renderer takes the other. The pool waits for the render on every way out, a failure included.
+            with ThreadPoolExecutor(1, thread_name_prefix="chat-listen") as pool:
+                listening = pool.submit(self._render, index, end, exchange)
+                for event in self._answer(exchange, t0, progress, on_text, replaces=None, listening=listening):
+                    answered = isinstance(event, ChatTurn)
+                    yield event
         except BaseException:
             if not answered:  # closing this generator after the answer (as `reply` does) keeps it
                 self._restore(snapshot)
@@ -399,14 +403,22 @@ class Chat:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ----- steps -----------------------------------------------------------------------------------------------
-    def _answer(self, exchange: _Exchange, t0: float, progress: Progress, on_text, replaces):
-        """Write, voice and render the avatar's answer to the last line; `replaces` is the take it replaces."""
+    def _answer(self, exchange: _Exchange, t0: float, progress: Progress, on_text, replaces, listening=None):
+        """Write, voice and render the avatar's answer to the last line.
+
+        Args:
+            replaces: the take this answer replaces (regenerate), or None.
+            listening: a Future of the listening segment being rendered meanwhile, or None.
+        """
         cfg = self.config
         progress(0.3, f"{self.names[AVATAR]} is thinking")
         takes = [] if replaces is None else [replaces, *self.tree.siblings(replaces.id)]
         seed = cfg.seed + len(takes) * TAKE_SEED
         with self._stage("dialogue"):
             answer = self._write_answer(on_text, seed, [n.text for n in takes])
+        if listening is not None:
+            yield listening.result()
+            exchange.listen_end = self._done
         index = len(self.turns)
         with self._stage("voice"):
             utt = speech.voice_turn(answer, index, self.voices[AVATAR], seed=seed, config=cfg.speech)

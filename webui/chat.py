@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from warmchat import Chat, InputError
+from warmchat import Chat, InputError, WarmChatConfig
 from warmchat.chat import AVATAR, ChatLine, ChatTurn
 from warmchat.emotions import EMOTIONS
 from warmchat.speech import VOICES
@@ -142,7 +142,7 @@ def make_reply(out: ChatOutputs):
             yield {out.status: f"⚠️ {exc}"}
             raise gr.Error(str(exc), title="Please check your input") from None
         except Exception as exc:
-            raise gr.Error(_explain(exc, 0, ())) from None
+            raise gr.Error(_explain(exc, 0, _secrets(v.get("api_key")))) from None
 
     return chat_reply
 
@@ -163,9 +163,16 @@ def make_regenerate(out: ChatOutputs):
             yield {out.status: f"⚠️ {exc}"}
             raise gr.Error(str(exc), title="Regenerate") from None
         except Exception as exc:
-            raise gr.Error(_explain(exc, 0, ())) from None
+            visitor_key = session.chat.config.dialogue.api_key if session else ""
+            raise gr.Error(_explain(exc, 0, _secrets(visitor_key))) from None
 
     return chat_regenerate
+
+
+def _secrets(visitor_key: str | None = None) -> tuple[str, ...]:
+    """Keys that must never appear in a message: the operator's (from the environment) and the visitor's."""
+    cfg = WarmChatConfig()
+    return tuple(k for k in (cfg.dialogue.api_key, cfg.speech.openai_api_key, visitor_key or "") if k)
 
 
 def _whole(value) -> int:
