@@ -223,6 +223,11 @@ class Chat:
         if cfg.speech.backend == "offline":
             for v in sorted(set(self.voices.values())):
                 speech.synthesize("Hello.", v, config=replace(cfg.speech, cache=False))
+        from warmchat.controls import K
+        from warmchat.motion.crhmg import load_crhmg
+
+        load_crhmg()  # and the head-motion model, and the renderer's compiled kernels (one rest frame)
+        self.renderer.render_batch(np.zeros((1, K), np.float32), np.array([[0, 0, 0, 0, 0, 1]], np.float32))
         self.tree = InteractiveTalkingTree(self.topic, self.emotion, "neutral", cfg.tree)
         self.turns: list[Turn] = []  # the transcript: visitor, avatar, visitor, avatar, ...
         self.utterances: list[Utterance] = []
