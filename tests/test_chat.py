@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, decode_video, probe
 from openai_server import LINES, ChatServer
-from test_app import browser  # noqa: F401  (headless Chromium, for the browser test)
+from test_app import SHOTS, browser  # noqa: F401  (headless Chromium, for the browser test)
 from test_app import server as app  # noqa: F401  (the app, started once for this module)
 
 from warmchat import Chat, InputError, WarmChatConfig, speech
@@ -242,4 +242,6 @@ def test_type_two_lines_and_watch_both_answers(app, browser, server):  # noqa: F
         )
     text = page.locator("#chat_transcript").inner_text()
     assert "Hello Lisa" in text and LINES[1] in text and "museum" in text and LINES[0] in text
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
     page.close()

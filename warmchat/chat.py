@@ -225,8 +225,10 @@ class Chat:
                 speech.synthesize("Hello.", v, config=replace(cfg.speech, cache=False))
         from warmchat.controls import K
         from warmchat.motion.crhmg import load_crhmg
+        from warmchat.motion.features import frame_features
 
-        load_crhmg()  # and the head-motion model, and the renderer's compiled kernels (one rest frame)
+        load_crhmg()  # the head-motion model, the speech analysis (librosa), the renderer's kernels (one rest frame)
+        frame_features(np.zeros(cfg.speech.sample_rate, np.float32), cfg.speech.sample_rate, cfg.compose.fps, 25)
         self.renderer.render_batch(np.zeros((1, K), np.float32), np.array([[0, 0, 0, 0, 0, 1]], np.float32))
         self.tree = InteractiveTalkingTree(self.topic, self.emotion, "neutral", cfg.tree)
         self.turns: list[Turn] = []  # the transcript: visitor, avatar, visitor, avatar, ...
