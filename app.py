@@ -60,7 +60,9 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
                        title="Emotion timeline: valence (pleasant ↑ / unpleasant ↓); hover for the line",
                        elem_id="plot", render=False)  # fmt: skip
     plot_png = gr.Image(label="Emotion timeline (PNG)", type="filepath", height=240, render=False)
-    files = gr.File(label="Downloads: MP4, SRT, tree JSON, plot", file_count="multiple", render=False)
+    # Not interactive, though Regenerate reads it (the last result's tree JSON): downloads only.
+    files = gr.File(label="Downloads: MP4, SRT, tree JSON, plot", file_count="multiple", interactive=False,
+                    render=False)  # fmt: skip
 
     gr.Markdown(HEADER)
     with gr.Tab("Generate"):

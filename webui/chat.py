@@ -222,7 +222,8 @@ def chat_tab(examples_dir: Path) -> None:
                                           "(empty = the operator's)")  # fmt: skip
                 api_key = gr.Textbox(value="", type="password", max_lines=1, label="Your API key (never stored)")
         with gr.Column(scale=3):
-            latest = gr.Video(label="Latest: your line, then the answer", autoplay=True, elem_id="chat_video")
+            latest = gr.Video(label="Latest: your line, then the answer", autoplay=True, height=420,
+                              elem_id="chat_video")  # fmt: skip
             transcript = gr.Markdown(elem_id="chat_transcript")
             with gr.Row():
                 text = gr.Textbox(label="Say something", placeholder="Type a line and press Enter…", max_lines=3,
@@ -238,7 +239,7 @@ def chat_tab(examples_dir: Path) -> None:
                                        elem_id="chat_regen_turn", scale=2)  # fmt: skip
                 regen = gr.Button("Regenerate", elem_id="chat_regenerate", scale=1)
     with gr.Row():
-        full = gr.Video(label="The whole chat", elem_id="chat_full")
+        full = gr.Video(label="The whole chat", height=320, elem_id="chat_full")
         plot_png = gr.Image(label="Emotion timeline", type="filepath", height=260, elem_id="chat_plot")
     files = gr.File(label="Downloads: MP4, SRT, tree JSON, plot", file_count="multiple", elem_id="chat_files")
 
