@@ -3,8 +3,8 @@
 Run: python benchmarks/bench_chat.py [--sizes 256 512] [--llm local]
 Models are loaded before timing (as in the app after its first request); each reply is a short typed line. Prints
 JSON: per size, each reply's seconds (wall clock, to the answer's segment), the CPU seconds of the whole reply (all
-threads and the ffmpeg encoders, exchange MP4 included: on a busy shared machine the figure that does not depend on the other work), the
-answer's word count and where the time went.
+threads and the ffmpeg encoders, exchange MP4 included: on a busy shared machine, the figure that does not depend on
+the other work), the answer's word count and where the time went.
 """
 
 from __future__ import annotations
