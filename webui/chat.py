@@ -77,7 +77,8 @@ def _session(session_id: str, values: dict) -> _Session:
     key = _key(values)
     with _SESSIONS_LOCK:
         current = _SESSIONS.get(session_id)
-        if current is not None and current.key == key:
+        # A chat idle for over an hour has had its folder swept away (`_new_output_dir`): it starts afresh.
+        if current is not None and current.key == key and current.chat.workdir.is_dir():
             _SESSIONS.move_to_end(session_id)
             return current
     cfg = settings_to_config({k: values[k] for k in SETTINGS})
