@@ -11,8 +11,9 @@ from pathlib import Path
 import gradio as gr
 
 from warmchat.health import check_environment, require_checkpoints
+from webui.chat import chat_tab
 from webui.components import SETTING_NAMES, advanced_settings, person_card
-from webui.generate import Outputs, make_generate, preview_portrait, stop_generation
+from webui.generate import Outputs, make_generate, make_regenerate, preview_portrait, stop_generation
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -59,51 +60,62 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
                        title="Emotion timeline: valence (pleasant ↑ / unpleasant ↓); hover for the line",
                        elem_id="plot", render=False)  # fmt: skip
     plot_png = gr.Image(label="Emotion timeline (PNG)", type="filepath", height=240, render=False)
-    files = gr.File(label="Downloads: MP4, SRT, tree JSON, plot", file_count="multiple", render=False)
+    # Not interactive, though Regenerate reads it (the last result's tree JSON): downloads only.
+    files = gr.File(label="Downloads: MP4, SRT, tree JSON, plot", file_count="multiple", interactive=False,
+                    render=False)  # fmt: skip
 
     gr.Markdown(HEADER)
-    with gr.Row(equal_height=True):
-        a = person_card("A", "Alex", "happy")
-        b = person_card("B", "Sam", "neutral")
-    with gr.Row():
-        topic = gr.Textbox(label="Topic", value="weekend plans", max_lines=2, scale=4, elem_id="topic")
-        turns = gr.Slider(2, 12, value=4, step=1, label="Turns", scale=1)
-    people = [a.portrait, a.name, a.emotion, b.portrait, b.name, b.emotion, topic, turns]
-    gr.Examples(EXAMPLE_ROWS, inputs=people, outputs=[video, plot_png, plot, transcript, files], fn=run_example,
-                cache_examples=CACHE_EXAMPLES != "off", cache_mode="lazy" if CACHE_EXAMPLES == "lazy" else "eager",
-                label="Examples: click one to see its conversation")  # fmt: skip
-    with gr.Accordion("Write your own script (optional)", open=False):
-        script = gr.Textbox(label="One line per turn: 'A: text' or 'B [sad]: text'", lines=6,
-                            placeholder=SCRIPT_PLACEHOLDER, elem_id="script")  # fmt: skip
-        err_script = gr.Markdown(visible=False, elem_id="error_script", elem_classes="warmchat-error")
-    settings = {"script": script, "voice_a": a.voice, "voice_b": b.voice, **advanced_settings()}
-    with gr.Row():
-        button = gr.Button("Generate conversation", variant="primary", scale=4, elem_id="generate")
-        stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-    status = gr.Markdown(elem_id="status")
-    with gr.Row():
-        with gr.Column(scale=3):
-            live.render()
-            video.render()
-        with gr.Column(scale=2):
-            transcript.render()
-    plot.render()
-    with gr.Row():
-        plot_png.render()
-        files.render()
+    with gr.Tab("Generate"):
+        with gr.Row(equal_height=True):
+            a = person_card("A", "Alex", "happy")
+            b = person_card("B", "Sam", "neutral")
+        with gr.Row():
+            topic = gr.Textbox(label="Topic", value="weekend plans", max_lines=2, scale=4, elem_id="topic")
+            turns = gr.Slider(2, 12, value=4, step=1, label="Turns", scale=1)
+        people = [a.portrait, a.name, a.emotion, b.portrait, b.name, b.emotion, topic, turns]
+        gr.Examples(EXAMPLE_ROWS, inputs=people, outputs=[video, plot_png, plot, transcript, files], fn=run_example,
+                    cache_examples=CACHE_EXAMPLES != "off", cache_mode="lazy" if CACHE_EXAMPLES == "lazy" else "eager",
+                    label="Examples: click one to see its conversation")  # fmt: skip
+        with gr.Accordion("Write your own script (optional)", open=False):
+            script = gr.Textbox(label="One line per turn: 'A: text' or 'B [sad]: text'", lines=6,
+                                placeholder=SCRIPT_PLACEHOLDER, elem_id="script")  # fmt: skip
+            err_script = gr.Markdown(visible=False, elem_id="error_script", elem_classes="warmchat-error")
+        settings = {"script": script, "voice_a": a.voice, "voice_b": b.voice, **advanced_settings()}
+        with gr.Row():
+            button = gr.Button("Generate conversation", variant="primary", scale=4, elem_id="generate")
+            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+        status = gr.Markdown(elem_id="status")
+        with gr.Row():
+            with gr.Column(scale=3):
+                live.render()
+                video.render()
+            with gr.Column(scale=2):
+                transcript.render()
+                with gr.Row():
+                    regen_turn = gr.Number(value=2, precision=0, minimum=1, label="Turn to regenerate", scale=2,
+                                           elem_id="regen_turn")  # fmt: skip
+                    regen = gr.Button("Regenerate turn", elem_id="regenerate", scale=1)
+        plot.render()
+        with gr.Row():
+            plot_png.render()
+            files.render()
 
-    errors = {"portrait_a": a.error, "portrait_b": b.error, "script": err_script, "topic": err_script,
-              "turns": err_script, "": settings["error"]}  # fmt: skip
-    out = Outputs(live, video, plot_png, plot, transcript, files, status, errors)
-    run_generate = make_generate(out, CAN_STREAM)
-    inputs = [*people, *(settings[name] for name in SETTING_NAMES)]
-    event = button.click(run_generate, inputs=inputs, outputs=out.as_list(), api_name="generate")
-    # Stop is cooperative: the request finishes its current batch of frames and returns the finished turns.
-    stop.click(stop_generation, outputs=status, api_name="stop", concurrency_limit=None)
-    for card, who in ((a, "A"), (b, "B")):
-        card.portrait.change(partial(preview_portrait, who=who), inputs=card.portrait,
-                             outputs=[card.preview, card.error], api_name=False, concurrency_limit=None)  # fmt: skip
-
+        errors = {"portrait_a": a.error, "portrait_b": b.error, "script": err_script, "topic": err_script,
+                  "turns": err_script, "": settings["error"]}  # fmt: skip
+        out = Outputs(live, video, plot_png, plot, transcript, files, status, errors)
+        run_generate = make_generate(out, CAN_STREAM)
+        inputs = [*people, *(settings[name] for name in SETTING_NAMES)]
+        event = button.click(run_generate, inputs=inputs, outputs=out.as_list(), api_name="generate")
+        # A new take of one turn; the turns after it are written again (the tree keeps the discarded take).
+        regen.click(make_regenerate(out, CAN_STREAM), inputs=[*inputs, files, regen_turn], outputs=out.as_list(),
+                    api_name="regenerate")  # fmt: skip
+        # Stop is cooperative: the request finishes its current batch of frames and returns the finished turns.
+        stop.click(stop_generation, outputs=status, api_name="stop", concurrency_limit=None)
+        for card, who in ((a, "A"), (b, "B")):
+            card.portrait.change(partial(preview_portrait, who=who), inputs=card.portrait, api_name=False,
+                                 outputs=[card.preview, card.error], concurrency_limit=None)  # fmt: skip
+    with gr.Tab("Chat"):
+        chat_tab(EXAMPLES)
 
 demo.queue(default_concurrency_limit=2, max_size=20)
 

@@ -1,9 +1,21 @@
 """WarmChat: emotion-aware, two-person talking-head conversations from two portraits."""
 
+from warmchat.chat import Chat, ChatTurn
 from warmchat.config import WarmChatConfig
 from warmchat.errors import InputError, WarmChatError
 from warmchat.pipeline import generate
+from warmchat.regenerate import regenerate
 from warmchat.schema import GenerateResult, Turn
 
-__all__ = ["GenerateResult", "InputError", "Turn", "WarmChatConfig", "WarmChatError", "generate"]
+__all__ = [
+    "Chat",
+    "ChatTurn",
+    "GenerateResult",
+    "InputError",
+    "Turn",
+    "WarmChatConfig",
+    "WarmChatError",
+    "generate",
+    "regenerate",
+]
 __version__ = "0.1.0"

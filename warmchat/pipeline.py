@@ -145,15 +145,22 @@ def iter_generate(
     config: WarmChatConfig | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    from_tree: tree.InteractiveTalkingTree | None = None,
 ) -> Iterator[Event]:
     """Like `generate`, but turn by turn: yields each turn as it is written and each turn's video as it is rendered.
 
     A failure, a stop or a cancellation part-way keeps what was done: the finished turns are joined into the output
-    video and the SRT, tree and plot cover exactly them. Arguments as for `generate`.
+    video and the SRT, tree and plot cover exactly them. Arguments as for `generate`, and:
+
+    from_tree: render this tree's active path as it is (a conversation with a regenerated turn,
+        `warmchat.regenerate`): no line is written, and the tree, alternative takes included, drives the faces and
+        is saved. Its lines are checked like a script's.
     """
     cfg = config or WarmChatConfig()
     progress = progress or _no_progress
     should_stop = should_stop or (lambda: False)
+    if from_tree is not None:
+        script = "\n".join(f"{t.speaker} [{t.emotion} {t.intensity:.3f}]: {t.text}" for t in from_tree.active_turns())
     req = check_inputs(
         portrait_a, portrait_b, emotion_a=emotion_a, emotion_b=emotion_b, topic=topic, turns=turns, script=script,
         out=out, names=names, config=cfg,
@@ -179,11 +186,14 @@ def iter_generate(
         for note in rig.notes:
             yield Notice(f"portrait_{person.lower()}", note)
 
-    itt = tree.InteractiveTalkingTree(req.topic, req.emotion_a, req.emotion_b, cfg.tree)
-    source = dialogue.iter_dialogue(
-        req.topic, req.emotion_a, req.emotion_b, dcfg, seed=cfg.seed, names=names, tree=itt,
-        progress=lambda f, m: progress(f * 0.999, m), backend=backend, limits=cfg.limits,
-    )  # fmt: skip
+    if from_tree is None:
+        itt = tree.InteractiveTalkingTree(req.topic, req.emotion_a, req.emotion_b, cfg.tree)
+        source = dialogue.iter_dialogue(
+            req.topic, req.emotion_a, req.emotion_b, dcfg, seed=cfg.seed, names=names, tree=itt,
+            progress=lambda f, m: progress(f * 0.999, m), backend=backend, limits=cfg.limits,
+        )  # fmt: skip
+    else:  # the lines are in the tree already
+        itt, source = from_tree, iter(from_tree.active_turns())
     voices = speech.voices_for(cfg.speech)
     builder = timeline.TimelineBuilder(cfg.speech.sample_rate, fps)
     rngs = np.random.default_rng(cfg.seed).spawn(2)

@@ -74,6 +74,15 @@ class InteractiveTalkingTree:
             path.append(node)
         return path
 
+    def active_turns(self) -> list[Turn]:
+        """The turns on the active path, as they were added (the emotion is read back from each node's soft label)."""
+        turns = []
+        for node in self.active_path():
+            p = np.asarray(node.p)
+            emotion = EMOTIONS[1 + int(np.argmax(p[1:]))] if p[1:].max() > 1e-9 else "neutral"
+            turns.append(Turn(node.speaker, node.text, emotion, node.intensity))
+        return turns
+
     def siblings(self, node_id: int) -> list[Node]:
         """Alternative takes of the same turn (excluding the node itself)."""
         parent = self.nodes[node_id].parent
@@ -173,8 +182,9 @@ class InteractiveTalkingTree:
         return {person: valence_arousal(curve) for person, curve in self.emotion_curves(timeline).items()}
 
     def set_times(self, timeline: Timeline) -> None:
-        """Record each active node's start/end from the conversation clock."""
-        for node, seg in zip(self.active_path(), timeline.segments, strict=True):
+        """Record each active node's start/end from the conversation clock (the first turns, when the tree holds
+        lines not voiced yet, e.g. a regenerated conversation being rendered again)."""
+        for node, seg in zip(self.active_path()[: len(timeline.segments)], timeline.segments, strict=True):
             node.start, node.end = round(seg.start, 3), round(seg.end, 3)
 
     # ----- serialisation ---------------------------------------------------------------------------------------

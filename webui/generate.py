@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from warmchat import InputError, WarmChatError, face
 from warmchat.config import app_limits
 from warmchat.pipeline import Finished, Notice, SegmentRendered, TurnWritten, iter_generate
 from warmchat.plots import timeline_rows
+from warmchat.regenerate import iter_regenerate, redraw_with_takes, take_rows
 from warmchat.server_url import scrub
 from warmchat.tree import InteractiveTalkingTree
 from webui.components import SETTING_NAMES, settings_to_config
@@ -68,13 +69,15 @@ def _transcript(turns, names) -> str:
 
 
 def _result_updates(out: Outputs, result, names) -> dict:
+    redraw_with_takes(result, names)  # a regenerated conversation: its discarded takes, dashed
     tree = InteractiveTalkingTree.load(result.tree_json)
+    rows = timeline_rows(tree, result.n_frames, result.fps, names) + take_rows(tree, result.fps, names)
     status = f"Done: {len(result.turns)} turns, {result.duration_s:.1f} s of video, renderer: {result.renderer}."
     if result.partial:
         status = f"⚠️ Partial result: {result.note}. Here are the {len(result.turns)} finished turns."
     return {
         out.live: gr.Video(visible=False), out.video: str(result.video), out.plot_png: str(result.timeline_png),
-        out.plot: pd.DataFrame(timeline_rows(tree, result.n_frames, result.fps, names)),
+        out.plot: pd.DataFrame(rows),
         out.transcript: _transcript(result.turns, names),
         out.files: [str(result.video), str(result.srt), str(result.tree_json), str(result.timeline_png)],
         out.status: status,
@@ -86,61 +89,96 @@ def make_generate(out: Outputs, can_stream: bool) -> Callable:
 
     def run_generate(request: gr.Request, progress: gr.Progress = gr.Progress(), *values):  # noqa: B008
         v = dict(zip(INPUT_NAMES, values, strict=True))
-        clear = {box: gr.Markdown(visible=False) for box in set(out.errors.values())}
-        names = {"A": (v["name_a"] or "").strip() or "A", "B": (v["name_b"] or "").strip() or "B"}
-        session = request.session_hash if request is not None else None  # None: example caching at start-up
-        stop = threading.Event()
-        if session:
-            _STOPS[session] = stop
-        lines = []
-        secrets: tuple[str, ...] = ()  # this request's keys (the operator's or the visitor's): never shown
-        try:
-            cfg = settings_to_config({k: v[k] for k in ("turns", *SETTING_NAMES)})
-            secrets = (cfg.dialogue.api_key, cfg.speech.openai_api_key)
-            out_dir = _new_output_dir()
-            yield {**clear, out.live: gr.Video(value=None, visible=can_stream), out.video: None, out.transcript: "",
-                   out.files: None, out.status: "Starting…"}  # fmt: skip
-            events = iter_generate(
+
+        def events(cfg, out_dir, names, report, stop):
+            return iter_generate(
                 v["portrait_a"], v["portrait_b"], emotion_a=v["emotion_a"], emotion_b=v["emotion_b"],
                 topic=v["topic"] or "", turns=None, script=v["script"] or None,
-                out=out_dir / "conversation.mp4", names=names, config=cfg,
-                progress=lambda f, m: progress(f, desc=m), should_stop=stop.is_set,
+                out=out_dir / "conversation.mp4", names=names, config=cfg, progress=report, should_stop=stop,
             )  # fmt: skip
-            for event in events:
-                if isinstance(event, TurnWritten):
-                    lines.append(event.turn)
-                    yield {out.transcript: _transcript(lines, names)}
-                elif isinstance(event, Notice) and event.field:
-                    gr.Warning(event.message)
-                    yield {out.box(event.field): gr.Markdown(f"ℹ️ {event.message}", visible=True)}
-                elif isinstance(event, SegmentRendered) and can_stream:
-                    chunk = out_dir / event.path.name  # our copy: the pipeline removes its pieces when done
-                    shutil.copy(event.path, chunk)
-                    yield {out.live: str(chunk), out.status: f"Turn {event.index + 1} ready — playing while the rest "
-                           "renders."}  # fmt: skip
-                elif isinstance(event, Finished):
-                    if event.result.partial:
-                        gr.Warning(f"Partial result: {event.result.note}.")
-                    yield _result_updates(out, event.result, names)
-        except InputError as exc:
-            yield {out.box(exc.field): gr.Markdown(f"⚠️ {exc}", visible=True), out.status: ""}
-            raise gr.Error(str(exc), title=FIELD_TITLES.get(exc.field or "", "Please check your input")) from None
-        except Exception as exc:
-            partial = getattr(exc, "partial_result", None)
-            message = _explain(exc, len(lines), secrets)
-            if partial is not None:  # keep the finished turns: the visitor gets them with the reason
-                gr.Warning(message)
-                yield {
-                    **_result_updates(out, partial, names),
-                    out.status: f"⚠️ Partial result: {message} Here are the {len(partial.turns)} finished turns.",
-                }
-                return  # fmt: skip
-            raise gr.Error(message) from None
-        finally:
-            if session:
-                _STOPS.pop(session, None)
+
+        yield from _stream(out, can_stream, request, progress, v, events)
 
     return run_generate
+
+
+def make_regenerate(out: Outputs, can_stream: bool) -> Callable:
+    """The regenerate handler: the generate inputs, the last result's downloads (its tree JSON) and a turn number.
+
+    The new take of that turn becomes active, the turns after it are written again from there, and the whole
+    conversation is rendered again (the turns before it come out exactly as before); the tree JSON keeps the
+    discarded take, and both plots draw it from its branch point.
+    """
+
+    def run_regenerate(request: gr.Request, progress: gr.Progress = gr.Progress(), *values):  # noqa: B008
+        v = dict(zip((*INPUT_NAMES, "files", "regen_turn"), values, strict=True))
+
+        def events(cfg, out_dir, names, report, stop):
+            trees = [f for f in (v["files"] or []) if str(f).endswith(".tree.json")]
+            if not trees:
+                raise InputError("generate a conversation first: Regenerate needs its tree JSON", "turns")
+            turn = v["regen_turn"]
+            if turn is None or float(turn) != int(float(turn)):
+                raise InputError(f"the turn to regenerate must be a whole number, got {turn!r}", "turns")
+            return iter_regenerate(
+                v["portrait_a"], v["portrait_b"], trees[0], turn=int(float(turn)), out=out_dir / "conversation.mp4",
+                names=names, config=cfg, progress=report, should_stop=stop,
+            )  # fmt: skip
+
+        yield from _stream(out, can_stream, request, progress, v, events)
+
+    return run_regenerate
+
+
+def _stream(out: Outputs, can_stream: bool, request, progress, v: dict, events: Callable) -> Iterator[dict]:
+    """Run one conversation's events (`events(cfg, out_dir, names, progress, should_stop)`) into the outputs."""
+    clear = {box: gr.Markdown(visible=False) for box in set(out.errors.values())}
+    names = {"A": (v["name_a"] or "").strip() or "A", "B": (v["name_b"] or "").strip() or "B"}
+    session = request.session_hash if request is not None else None  # None: example caching at start-up
+    stop = threading.Event()
+    if session:
+        _STOPS[session] = stop
+    lines = []
+    secrets: tuple[str, ...] = ()  # this request's keys (the operator's or the visitor's): never shown
+    try:
+        cfg = settings_to_config({k: v[k] for k in ("turns", *SETTING_NAMES)})
+        secrets = (cfg.dialogue.api_key, cfg.speech.openai_api_key)
+        out_dir = _new_output_dir()
+        yield {**clear, out.live: gr.Video(value=None, visible=can_stream), out.video: None, out.transcript: "",
+               out.files: None, out.status: "Starting…"}  # fmt: skip
+        for event in events(cfg, out_dir, names, lambda f, m: progress(f, desc=m), stop.is_set):
+            if isinstance(event, TurnWritten):
+                lines.append(event.turn)
+                yield {out.transcript: _transcript(lines, names)}
+            elif isinstance(event, Notice) and event.field:
+                gr.Warning(event.message)
+                yield {out.box(event.field): gr.Markdown(f"ℹ️ {event.message}", visible=True)}
+            elif isinstance(event, SegmentRendered) and can_stream:
+                chunk = out_dir / event.path.name  # our copy: the pipeline removes its pieces when done
+                shutil.copy(event.path, chunk)
+                yield {out.live: str(chunk), out.status: f"Turn {event.index + 1} ready — playing while the rest "
+                       "renders."}  # fmt: skip
+            elif isinstance(event, Finished):
+                if event.result.partial:
+                    gr.Warning(f"Partial result: {event.result.note}.")
+                yield _result_updates(out, event.result, names)
+    except InputError as exc:
+        yield {out.box(exc.field): gr.Markdown(f"⚠️ {exc}", visible=True), out.status: ""}
+        raise gr.Error(str(exc), title=FIELD_TITLES.get(exc.field or "", "Please check your input")) from None
+    except Exception as exc:
+        partial = getattr(exc, "partial_result", None)
+        message = _explain(exc, len(lines), secrets)
+        if partial is not None:  # keep the finished turns: the visitor gets them with the reason
+            gr.Warning(message)
+            yield {
+                **_result_updates(out, partial, names),
+                out.status: f"⚠️ Partial result: {message} Here are the {len(partial.turns)} finished turns.",
+            }
+            return  # fmt: skip
+        raise gr.Error(message) from None
+    finally:
+        if session:
+            _STOPS.pop(session, None)
 
 
 def _explain(exc: Exception, written: int, secrets: tuple[str, ...]) -> str:
