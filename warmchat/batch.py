@@ -805,7 +805,9 @@ class _RayRunner(_Runner):
         self.started = not ray.is_initialized()
         if self.started:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline: no usage report to send
-            common = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
+            # Quiet unless verbose: Ray's start-up warnings (e.g. that a local cluster uses token authentication)
+            # would bury the progress line; a failure to start still raises.
+            common = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
             if address == "local":
                 n = workers or _default_workers(cpus)
                 # A private, short temp dir (Ray's sockets live there; AF_UNIX paths max out at 107 bytes): never
@@ -813,8 +815,7 @@ class _RayRunner(_Runner):
                 self.temp_dir = tempfile.mkdtemp(prefix="wcray-", dir="/tmp" if os.path.isdir("/tmp") else None)
                 ray.init(
                     address="local", num_cpus=n * cpus, include_dashboard=False,
-                    object_store_memory=self.OBJECT_STORE_MB * 1024**2, _temp_dir=self.temp_dir,
-                    runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}}, **common,
+                    object_store_memory=self.OBJECT_STORE_MB * 1024**2, _temp_dir=self.temp_dir, **common,
                 )  # fmt: skip
             else:
                 ray.init(address=address, **common)
