@@ -115,6 +115,8 @@ class RowResult:
     error_field: str = ""  # the input an input error is about (portrait_a, script, size, ...)
     note: str = ""  # why a partial result stopped early
     wall_s: float = 0.0  # seconds the worker spent on the row (its first row includes loading the models)
+    cpu_s: float = 0.0  # CPU seconds the worker and its ffmpeg processes used for the row (unlike wall_s, not
+    # stretched when other work shares the machine)
     duration_s: float = 0.0  # length of the conversation video, seconds
     n_frames: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -330,7 +332,7 @@ def run_row(task: RowTask) -> RowOutcome:
     from warmchat.pipeline import generate, output_paths
 
     _WORKER["rows"] += 1
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     _limit_threads(task.cpus)
     result = RowResult(id=task.row_id, row=task.number, status="failed", row_hash=task.row_hash)
     files: dict[str, bytes] = {}
@@ -374,6 +376,7 @@ def run_row(task: RowTask) -> RowOutcome:
                 files[POSTER_NAME] = poster
                 result.outputs["poster"] = f"{task.row_id}/{POSTER_NAME}"
     result.wall_s = round(time.perf_counter() - started, 3)
+    result.cpu_s = round(_cpu_seconds() - cpu_started, 3)
     result.worker = f"{socket.gethostname()}:{os.getpid()}"
     result.worker_rows = _WORKER["rows"]
     result.worker_rss_mb = round(_peak_rss_mb(), 1)
@@ -395,6 +398,14 @@ def _peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished child processes (ffmpeg)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
@@ -773,6 +784,9 @@ class _PoolRunner(_Runner):
         return outcomes
 
     def close(self) -> None:
+        if not self.futures:
+            self.pool.shutdown(wait=True)
+            return
         # Abandon rows in flight: end the workers now rather than wait for their rows to finish. The executor has
         # no public way to do that before Python 3.14 (terminate_workers), hence its process table.
         processes = list((getattr(self.pool, "_processes", None) or {}).values())
