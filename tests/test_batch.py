@@ -237,3 +237,18 @@ def test_a_row_alone_gives_the_same_video_as_in_the_batch(pool_run, tmp_path, sp
         names={"A": row["name_a"], "B": row["name_b"]}, out=tmp_path / "alone.mp4", config=cfg,
     )  # fmt: skip
     assert _sha(alone.video) == _sha(pool_run["out"] / row["id"] / "conversation.mp4")
+
+
+def test_a_missing_photo_fails_its_row_and_a_busy_folder_is_refused(tmp_path):
+    row = {"portrait_a": str(EXAMPLES / "astronaut.png"), "portrait_b": "gone.png", "script": "A: Hi.\nB: Hello."}
+    (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n")
+    result = batch(tmp_path / "m.jsonl", tmp_path / "out", workers=1)
+    ((_, failed),) = result.rows
+    assert failed.status == "failed" and failed.error == f"Portrait B: file not found: {tmp_path / 'gone.png'}"
+    assert json.loads((tmp_path / "out" / "results.jsonl").read_text())["error"] == failed.error
+    assert "file not found" in (tmp_path / "out" / "index.html").read_text()
+
+    from warmchat.batch import _exclusive
+
+    with _exclusive(tmp_path / "out"), pytest.raises(InputError, match="another batch is running in"):
+        batch(tmp_path / "m.jsonl", tmp_path / "out")

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -324,6 +325,9 @@ def _content_id(values: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------------------- task
 
 
+_WORKER = {"rows": 0}  # per process: rows this worker has run
+
+
 def run_row(task: RowTask) -> RowOutcome:
     """Render one row; the task function of both the process pool and Ray. Never raises for a row's failure.
 
@@ -348,9 +352,7 @@ def run_row(task: RowTask) -> RowOutcome:
         out = Path(tmp, "out", VIDEO_NAME)
         try:
             apply_settings(cfg, task.settings)
-            made = generate(
-                portraits["A"], portraits["B"], script=task.script, out=out, config=cfg, **task.call
-            )  # fmt: skip
+            made = generate(portraits["A"], portraits["B"], script=task.script, out=out, config=cfg, **task.call)
         except WarmChatError as exc:
             result.error = _scrub(str(exc), secrets)
             result.error_kind = "input" if isinstance(exc, InputError) else "error"
@@ -381,9 +383,6 @@ def run_row(task: RowTask) -> RowOutcome:
     result.worker_rows = _WORKER["rows"]
     result.worker_rss_mb = round(_peak_rss_mb(), 1)
     return RowOutcome(result, files)
-
-
-_WORKER = {"rows": 0}  # per process: rows this worker has run
 
 
 def _limit_threads(cpus: int) -> None:
@@ -492,39 +491,56 @@ def batch(
         raise InputError(f"workers must be at least 1, got {workers}", "workers")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results_path = out_dir / RESULTS_NAME
-    done = _read_results(results_path)
-    hasher = _RowHasher(manifest.parent)
-    todo: list[tuple[Row, str]] = []
-    skipped = 0
-    for row in rows:
-        row_hash = hasher.row_hash(row)
-        if _already_done(done.get(row.id), row_hash, out_dir, retry_failed):
-            skipped += 1
-        else:
-            todo.append((row, row_hash))
-    progress = progress or (lambda f, m: log.info("%3.0f%% %s", f * 100, m))
-    should_stop = should_stop or (lambda: False)
-    tracker = _Tracker(len(todo), skipped, progress)
-    stopped = False
-    if todo:
-        shutil.rmtree(out_dir / STAGING, ignore_errors=True)  # what an interrupted run was writing
-        if ray_address is None:
-            runner: _Runner = _PoolRunner(workers or _default_workers(cpus_per_task), cpus_per_task, out_dir, verbose)
-        else:
-            runner = _RayRunner(ray_address, workers, cpus_per_task, verbose)
-        tracker.start()
+    with _exclusive(out_dir):
+        results_path = out_dir / RESULTS_NAME
+        done = _read_results(results_path)
+        hasher = _RowHasher(manifest.parent)
+        todo: list[tuple[Row, str]] = []
+        skipped = 0
+        for row in rows:
+            row_hash = hasher.row_hash(row)
+            if _already_done(done.get(row.id), row_hash, out_dir, retry_failed):
+                skipped += 1
+            else:
+                todo.append((row, row_hash))
+        progress = progress or (lambda f, m: log.info("%3.0f%% %s", f * 100, m))
+        should_stop = should_stop or (lambda: False)
+        tracker = _Tracker(len(todo), skipped, progress)
+        stopped = False
+        if todo:
+            shutil.rmtree(out_dir / STAGING, ignore_errors=True)  # what an interrupted run was writing
+            if ray_address is None:
+                runner: _Runner = _PoolRunner(
+                    workers or _default_workers(cpus_per_task), cpus_per_task, out_dir, verbose
+                )
+            else:
+                runner = _RayRunner(ray_address, workers, cpus_per_task, verbose)
+            tracker.start()
+            try:
+                stopped = _drive(runner, todo, manifest.parent, cpus_per_task, out_dir, done, tracker, should_stop)
+            finally:
+                runner.close()
+                shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+        sheet, index = write_summary(out_dir, rows, done)
+        return BatchResult(
+            out_dir=out_dir, results_jsonl=results_path, contact_sheet=sheet, index_html=index,
+            rows=[(row, done.get(row.id)) for row in rows], ran=tracker.finished, skipped=skipped, stopped=stopped,
+            wall_s=time.perf_counter() - started,
+        )  # fmt: skip
+
+
+@contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """One run per batch folder at a time: two would append to the same results and clear each other's staging."""
+    import fcntl
+
+    with open(out_dir / ".lock", "w") as lock:
         try:
-            stopped = _drive(runner, todo, manifest.parent, cpus_per_task, out_dir, done, tracker, should_stop)
-        finally:
-            runner.close()
-            shutil.rmtree(out_dir / STAGING, ignore_errors=True)
-    sheet, index = write_summary(out_dir, rows, done)
-    return BatchResult(
-        out_dir=out_dir, results_jsonl=results_path, contact_sheet=sheet, index_html=index,
-        rows=[(row, done.get(row.id)) for row in rows], ran=tracker.finished, skipped=skipped, stopped=stopped,
-        wall_s=time.perf_counter() - started,
-    )  # fmt: skip
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"out: another batch is running in {out_dir}; wait for it or use another folder",
+                             "out") from None  # fmt: skip
+        yield
 
 
 def _default_workers(cpus_per_task: int) -> int:
