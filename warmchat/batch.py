@@ -577,7 +577,10 @@ def _drive(
             in_flight += 1
         for outcome in runner.finished(timeout=1.0):
             in_flight -= 1
-            _record(out_dir, done, outcome.result, outcome.files, tracker)
+            result = outcome.result
+            if result.status == "failed" and result.error_kind != "input" and should_stop():
+                continue  # most likely its ffmpeg caught the same Ctrl-C; not recorded, so the next run redoes it
+            _record(out_dir, done, result, outcome.files, tracker)
         tracker.tick(in_flight)
     return False
 

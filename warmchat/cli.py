@@ -248,7 +248,7 @@ def _batch_main(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed, progress=progress, should_stop=stop.is_set, verbose=args.verbose,
         )  # fmt: skip
     except WarmChatError as exc:
-        _report(exc)
+        print(f"error: {exc}", file=sys.stderr)  # the message names the manifest's line or the folder itself
         return 2
     if tty:
         print(file=sys.stderr)
