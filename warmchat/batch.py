@@ -835,6 +835,7 @@ class _RayRunner(_Runner):
             raise BackendUnavailable("--ray needs Ray: pip install 'ray>=2.40' (see requirements.txt)") from None
         self.ray = ray
         self.temp_dir: str | None = None
+        self.pending: dict[Any, RowTask] = {}
         self.started = not ray.is_initialized()
         if self.started:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline: no usage report to send
@@ -846,18 +847,24 @@ class _RayRunner(_Runner):
                 # A private, short temp dir (Ray's sockets live there; AF_UNIX paths max out at 107 bytes): never
                 # the /tmp/ray of another cluster on this machine, and deleted with the cluster.
                 self.temp_dir = tempfile.mkdtemp(prefix="wcray-", dir="/tmp" if os.path.isdir("/tmp") else None)
-                ray.init(
-                    address="local", num_cpus=n * cpus, include_dashboard=False,
-                    object_store_memory=self.OBJECT_STORE_MB * 1024**2, _temp_dir=self.temp_dir, **common,
-                )  # fmt: skip
-            else:
-                ray.init(address=address, **common)
+            try:
+                if address == "local":
+                    ray.init(
+                        address="local", num_cpus=n * cpus, include_dashboard=False,
+                        object_store_memory=self.OBJECT_STORE_MB * 1024**2, _temp_dir=self.temp_dir, **common,
+                    )  # fmt: skip
+                else:
+                    ray.init(address=address, **common)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                self.close()
+                where = "a Ray cluster on this machine" if address == "local" else f"the Ray cluster at {address}"
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BackendUnavailable(f"could not reach {where}: {detail}") from None
         if workers is None:
             workers = max(1, int(ray.available_resources().get("CPU", cpus) // cpus) * 2)
         self.slots = workers
         # max_retries: a task whose worker died (e.g. out of memory) gets one more try on another worker.
         self.remote = ray.remote(run_row).options(num_cpus=cpus, max_retries=1)
-        self.pending: dict[Any, RowTask] = {}
 
     def submit(self, task: RowTask) -> None:
         self.pending[self.remote.remote(task)] = task
