@@ -55,12 +55,11 @@ POSE_DEG = ("yaw", "pitch", "roll")
 
 
 def render_sheet(portrait: Path, cell: int = 160, cols: int = 6) -> np.ndarray:
-    """(rows * cell, cols * cell, 3) uint8 grid of labelled frames."""
-    import cv2
-
+    """(rows * (cell + LABEL_H), cols * cell, 3) uint8 grid of labelled frames."""
     from warmchat.controls import INDEX, POSE_INDEX, rest_pose, zeros
     from warmchat.face import build_rig
     from warmchat.render.cpu import CpuRenderer
+    from warmchat.sheet import labelled_tile, tile_grid
 
     renderer = CpuRenderer(build_rig(portrait, "A"))
     tiles = []
@@ -71,13 +70,8 @@ def render_sheet(portrait: Path, cell: int = 160, cols: int = 6) -> np.ndarray:
                 pose[POSE_INDEX[name]] = np.radians(value)
             else:
                 expression[INDEX[name]] = value
-        frame = cv2.resize(renderer.render(expression, pose), (cell, cell), interpolation=cv2.INTER_AREA)
-        cv2.rectangle(frame, (0, 0), (cell, 15), (0, 0, 0), -1)
-        cv2.putText(frame, label, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(frame)
-    while len(tiles) % cols:
-        tiles.append(np.zeros_like(tiles[0]))
-    return np.concatenate([np.concatenate(tiles[i : i + cols], axis=1) for i in range(0, len(tiles), cols)], axis=0)
+        tiles.append(labelled_tile(renderer.render(expression, pose), label, cell))
+    return tile_grid(tiles, cols)
 
 
 def main() -> None:
@@ -86,11 +80,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.png")
     parser.add_argument("--cell", type=int, default=160, help="pixels per frame in the sheet")
     args = parser.parse_args()
-    from PIL import Image
+    from warmchat.sheet import save_sheet
 
-    sheet = Image.fromarray(render_sheet(args.portrait, args.cell))
-    # An adaptive 256-colour palette keeps the PNG small enough to live in the repository (~300 KB).
-    sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(args.out, optimize=True)
+    save_sheet(render_sheet(args.portrait, args.cell), args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
 
 

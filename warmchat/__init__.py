@@ -1,5 +1,6 @@
 """WarmChat: emotion-aware, two-person talking-head conversations from two portraits."""
 
+from warmchat.batch import BatchResult, batch
 from warmchat.chat import Chat, ChatTurn
 from warmchat.config import WarmChatConfig
 from warmchat.errors import InputError, WarmChatError
@@ -8,6 +9,7 @@ from warmchat.regenerate import regenerate
 from warmchat.schema import GenerateResult, Turn
 
 __all__ = [
+    "BatchResult",
     "Chat",
     "ChatTurn",
     "GenerateResult",
@@ -15,6 +17,7 @@ __all__ = [
     "Turn",
     "WarmChatConfig",
     "WarmChatError",
+    "batch",
     "generate",
     "regenerate",
 ]

@@ -1,4 +1,4 @@
-"""Command line: `python -m warmchat render ...` renders one conversation; `doctor` checks the machine."""
+"""Command line: `python -m warmchat render ...` renders a conversation, `batch` many; `doctor` checks the machine."""
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not burn the line into the video")  # fmt: skip
     r.add_argument("--out", type=Path, default=Path("out/chat.mp4"), help="the .mp4 to write (default: %(default)s)")
     r.add_argument("-v", "--verbose", action="store_true")
+    _add_batch_parser(sub)
     return parser
 
 
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_environment()
         print("\n".join(f"- {p}" for p in problems) if problems else "Everything WarmChat's defaults need is here.")
         return 1 if problems else 0
+    if args.command == "batch":
+        return _batch_main(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from warmchat.health import require_checkpoints
     from warmchat.paths import MissingCheckpoint
@@ -183,3 +186,93 @@ def main(argv: list[str] | None = None) -> int:
 
 def _turns(n: int) -> str:
     return f"{n} finished turn{'' if n == 1 else 's'}"
+
+
+def _add_batch_parser(sub) -> None:
+    b = sub.add_parser(
+        "batch",
+        help="render every conversation of a manifest (JSONL, CSV or a JSON grid); resumable",
+        description="Render every row of a manifest: a folder per row, results.jsonl, contact_sheet.png and "
+        "index.html in --out. Columns are the render options without dashes (portrait_a, emotion_b, script, "
+        "script_file, seed, size, ...); README 'Batch' has examples. Run it again to resume: finished rows are kept.",
+    )
+    b.add_argument("manifest", type=Path, help="a .jsonl or .csv file (a row per conversation) or a .json grid")
+    b.add_argument("--out", type=Path, required=True, help="the batch folder (created; reused to resume)")
+    b.add_argument("--workers", type=int, help="conversations at once (default: CPU cores / --cpus-per-task)")
+    b.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="run the rows as Ray tasks: alone, on a Ray cluster started here for this run; with ADDRESS (e.g. "
+        "auto, HEAD_IP:6379, ray://HEAD_IP:10001), on that running cluster",
+    )  # fmt: skip
+    b.add_argument("--cpus-per-task", type=int, default=1, help="cores per conversation (default: %(default)s)")
+    b.add_argument("--retry-failed", action="store_true", help="run rows that failed on their inputs again too")
+    b.add_argument("-v", "--verbose", action="store_true", help="let the workers' logs through")
+
+
+def _batch_main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from warmchat.batch import batch
+    from warmchat.health import require_checkpoints
+    from warmchat.paths import MissingCheckpoint
+
+    try:
+        require_checkpoints()
+    except MissingCheckpoint as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signum)
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
+        print(f"\nstopping ({signal.Signals(signum).name}): finished rows are kept; run again to resume",
+              file=sys.stderr)  # fmt: skip
+
+    for sig in EXIT_SIGNAL:
+        signal.signal(sig, on_signal)
+    tty = sys.stderr.isatty()
+    last = [""]
+
+    def progress(fraction: float, message: str) -> None:
+        if tty:
+            print(f"\r[{fraction * 100:5.1f}%] {message:<90}", end="", file=sys.stderr, flush=True)
+        elif message.split(", elapsed")[0] != last[0]:  # in a log, a line only when a count changes
+            last[0] = message.split(", elapsed")[0]
+            print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
+
+    try:
+        result = batch(
+            args.manifest, args.out, workers=args.workers, ray_address=args.ray, cpus_per_task=args.cpus_per_task,
+            retry_failed=args.retry_failed, progress=progress, should_stop=stop.is_set, verbose=args.verbose,
+        )  # fmt: skip
+    except WarmChatError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # the message names the manifest's line or the folder itself
+        return 2
+    if tty:
+        print(file=sys.stderr)
+    counts = {s: result.count(s) for s in ("ok", "partial", "failed")}
+    print(
+        json.dumps(
+            {
+                "out_dir": str(result.out_dir),
+                "results": str(result.results_jsonl),
+                "index_html": str(result.index_html),
+                "contact_sheet": str(result.contact_sheet) if result.contact_sheet else None,
+                "rows": len(result.rows),
+                "ran": result.ran,
+                "skipped": result.skipped,
+                **counts,
+                "stopped": result.stopped,
+                "wall_s": round(result.wall_s, 2),
+            },
+            indent=1,
+        )
+    )
+    for row, res in result.rows:
+        if res is not None and res.status != "ok":
+            print(f"{row.where} ({row.id}): {res.status}: {res.error or res.note}", file=sys.stderr)
+    if received:
+        return EXIT_SIGNAL.get(received[0], 130)
+    return 1 if counts["failed"] or counts["partial"] else 0
