@@ -22,6 +22,7 @@ import numpy as np
 
 from warmchat.config import WarmChatConfig
 from warmchat.errors import InputError
+from warmchat.inputs import _check_out, _check_settings
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +166,9 @@ def text_mouth(wav: Path, n_samples: int, n_frames: int, fps: int, text: str, se
     """((T, 8) mouth, (T,) brows, phonemes) from the transcript's phonemes aligned to the audio (DTW)."""
     from warmchat.motion.features import frame_features
     from warmchat.motion.speaker import accent_brows, timed_mouth
+    from warmchat.speech import OfflineBackend
     from warmchat.speech.align import align
     from warmchat.speech.audio import mean_f0
-    from warmchat.speech import OfflineBackend
     from warmchat.speech.text import normalize_text, speakable
 
     spoken = normalize_text(text)
@@ -224,18 +225,14 @@ def animate(
 
     cfg = config or WarmChatConfig()
     progress = progress or (lambda f, m: None)
-    out = Path(out)
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"out: {out.name} must end in .mp4", "out")
+    _check_settings(cfg)  # size, fps and seed, checked as for a conversation
     try:
         emo = soft_label(normalize_emotion(emotion), intensity)
     except ValueError as exc:
         raise InputError(f"emotion: {exc}", "emotion") from None
     fps, limits = cfg.compose.fps, cfg.limits
-    if not 1 <= fps <= limits.max_fps:
-        raise InputError(f"fps: {fps} is outside 1..{limits.max_fps}", "fps")
     path = check_audio_path(audio)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _check_out(out)
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"

@@ -252,7 +252,7 @@ def phrase_end_times(utt: Utterance, min_pause_s: float = 0.12) -> list[float]:
 
 
 def shape_mouth(body: np.ndarray, emotion: np.ndarray) -> np.ndarray:
-    """(n, len(MOUTH + CORNERS)) mouth controls scaled by the speaker's emotion (8,): sad opens little, spreads less."""
+    """(n, len(MOUTH + CORNERS)) mouth controls scaled by the emotion (8,): sad opens little and spreads less."""
     body = body.copy()
     body[:, 0] *= float(emotion @ JAW_GAIN)
     body[:, 3:5] *= 1.0 - 0.5 * float(emotion[EMOTIONS.index("sad")])  # sad lips hardly spread
