@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from warmchat.health import check_environment, require_checkpoints
+from webui.animate import build_animate_tab
 from webui.components import SETTING_NAMES, advanced_settings, person_card
 from webui.generate import Outputs, make_generate, preview_portrait, stop_generation
 
@@ -103,6 +104,7 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
     for card, who in ((a, "A"), (b, "B")):
         card.portrait.change(partial(preview_portrait, who=who), inputs=card.portrait,
                              outputs=[card.preview, card.error], api_name=False, concurrency_limit=None)  # fmt: skip
+    build_animate_tab()
 
 
 demo.queue(default_concurrency_limit=2, max_size=20)

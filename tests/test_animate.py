@@ -118,3 +118,20 @@ def test_a_photo_without_a_face_is_refused(tmp_path, speech):
     with pytest.raises(InputError, match="face") as info:
         animate(Path(__file__).parent / "data" / "shapes.png", speech[0], tmp_path / "x.mp4", config=_config())
     assert info.value.field == "portrait"
+
+
+def test_app_tab_has_the_animate_endpoint_and_words_errors(tmp_path, examples):
+    import gradio as gr
+
+    from webui.animate import build_animate_tab, run_animate
+
+    with gr.Blocks() as demo:
+        build_animate_tab()
+    assert "/animate" in demo.get_api_info()["named_endpoints"]
+    quiet = tmp_path / "quiet.wav"
+    write_wav(quiet, np.zeros(24000, np.float32), 24000)
+    with pytest.raises(gr.Error, match="silent") as info:
+        run_animate(str(examples / "grace_hopper.jpg"), str(quiet), "happy", "", 256, progress=lambda *a, **k: None)
+    assert "Traceback" not in str(info.value)
+    with pytest.raises(gr.Error, match="record the speech"):
+        run_animate(str(examples / "grace_hopper.jpg"), None, "happy", "", 256, progress=lambda *a, **k: None)
