@@ -143,13 +143,15 @@ def _frame_audio(wav: Path, n_samples: int, f0: int, f1: int, fps: int) -> np.nd
     return read_span(wav, n_samples, round(f0 * spf), round((f1 + 1) * spf))
 
 
-def learned_mouth(wav: Path, n_samples: int, n_frames: int, fps: int) -> tuple[np.ndarray, np.ndarray]:
+def learned_mouth(
+    wav: Path, n_samples: int, n_frames: int, fps: int, checkpoint: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """((T, 8) mouth + lip-corner controls, (T,) accent brows) from the audio model, CHUNK_S of audio at a time."""
     from warmchat.motion.features import frame_features
     from warmchat.motion.lipsync import load_lipsync, predict_mouth
     from warmchat.motion.speaker import accent_brows
 
-    model = load_lipsync()
+    model = load_lipsync(checkpoint)
     step, ctx = int(CHUNK_S * fps), int(CONTEXT_S * fps)
     mouth = np.zeros((n_frames, 8), np.float32)
     brows = np.zeros(n_frames, np.float32)
@@ -195,6 +197,7 @@ def animate(
     intensity: float = 0.8,
     config: WarmChatConfig | None = None,
     progress: Callable[[float, str], None] | None = None,
+    lipsync_checkpoint: str | Path | None = None,
 ) -> AnimateResult:
     """Render one portrait speaking `audio`: mouth, blinks, brows, head motion and the chosen emotion, audio muxed.
 
@@ -208,6 +211,8 @@ def animate(
         intensity: 0..1 strength of the emotion.
         config: size (`face.size`), fps (`compose.fps`), renderer, seed, motion and limits (`limits.speech_s`).
         progress: called with (fraction, message).
+        lipsync_checkpoint: the audio-to-mouth weights (default `checkpoints/lipsync.pt`); the benchmark passes
+            each clip's held-out model.
     Returns:
         AnimateResult.
     Raises:
@@ -260,7 +265,8 @@ def animate(
         if use_text:
             mouth, brows, phonemes = text_mouth(wav, n_samples, n_frames, fps, text, cfg.seed)
         else:
-            mouth, brows = learned_mouth(wav, n_samples, n_frames, fps)
+            ckpt = str(lipsync_checkpoint) if lipsync_checkpoint else None
+            mouth, brows = learned_mouth(wav, n_samples, n_frames, fps, ckpt)
         curve = np.repeat(emo[None].astype(np.float32), n_frames, axis=0)  # (T, 8)
         own = np.zeros((n_frames, K), np.float32)  # (T, K) the speaker's own controls
         own[:, MOUTH_IDX] = shape_mouth(mouth, emo)

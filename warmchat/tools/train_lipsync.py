@@ -1,12 +1,16 @@
-"""Train the audio-to-mouth model (warmchat/motion/lipsync.py) and report how well it follows mouths.
+"""Train the audio-to-mouth model (warmchat/motion/lipsync.py) on real talking faces, with held-out figures.
 
-    python -m warmchat.tools.train_lipsync [--steps 1500] [--out checkpoints/lipsync.pt]
+    python -m warmchat.tools.train_lipsync [--extract ../shared/data/talking_clips] [--steps 300] [--folds 5]
 
-Training pairs come from the offline voices, whose phoneme timings are exact: each line's audio features against
-the mouth the phoneme model (coarticulation + loudness, `motion.speaker`) gives for it. The real clips cannot be the
-training target: their soundtracks are mostly music, not the speaker's voice (see docs/motion.md), so they are
-used for the honest check only. Reported: correlation with the phoneme model on held-out lines, on a voice the
-model never heard (leave-voice-out), and with the real lip gap on the real clips that have sound.
+Training pairs are real: the soundtracks of 19 talking-face clips (the speakers' own voices) against the mouths
+measured on their video by the project's tracker (`--extract` writes these derived tracks, checkpoints/talking_tracks/;
+the videos are never needed again). The jaw target is the clip's inner-lip gap, the other outputs the fitted rig
+controls (rounding, spreading, press, lip corners). Training starts from the synthetic pre-training (the offline voices
+against the phoneme-driven mouth, `checkpoints/lipsync_synthetic.pt`, or `--pretrain-steps` to redo it) and
+fine-tunes on the real clips. Reported: per clip, by speaker-level cross-validation (no speaker is ever in both the
+training and the test part of a fold), the protocol's correlation with the real lip gap (Pearson, best lag within
++-3 frames, 5 frames trimmed at each end), the best lag and the closure recall. The final checkpoint trains on all
+clips.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ HELD_OUT = 8  # the last lines are never trained on
 NOSE_TIP = 1
 TYPICAL_JAW = 0.45  # jawOpen of a clip's wide-open (95th percentile) speech frames: the phoneme route's open vowels
 CROP = 64  # frames per training crop
-CORR_WEIGHT = 0.3  # weight of the jaw's (1 - Pearson r) in the training loss
+CORR_WEIGHT = 1.0  # weight of the jaw's (1 - Pearson r) in the training loss
 CLOSED_FRACTION = 0.15  # a real frame is closed below this fraction of its clip's 95th-percentile lip gap
 CLOSED_JAW = 0.07  # a predicted frame is closed below this jawOpen (about the same fraction of TYPICAL_JAW)
 # Speaker of each clip where several clips show one person (the GRID samples: compared by eye on their first frames).
@@ -265,19 +269,32 @@ def closure_recall(jaw: np.ndarray, gap: np.ndarray, trim: int = TRIM) -> tuple[
     return float((jaw[closed] < CLOSED_JAW).mean()), int(closed.sum())
 
 
-def cross_validate(tracks: list[TalkingTrack], steps: int, k: int, init: dict | None) -> dict[str, dict]:
-    """Held-out figures per clip: each fold's model never saw any clip of the held-out speakers."""
+def cross_validate(
+    tracks: list[TalkingTrack], steps: int, k: int, init: dict | None, save_dir: Path | None = None
+) -> dict[str, dict]:
+    """Held-out figures per clip: each fold's model never saw any clip of the held-out speakers.
+
+    Args:
+        save_dir: where to keep each fold's model (`fold_<i>.pt`), named per clip in the result's "model".
+    """
+    import torch
+
     items = real_items(tracks)
     out = {}
-    for held in folds(tracks, k):
+    for i, held in enumerate(folds(tracks, k)):
         model = train([it for it in items if it["speaker"] not in held], steps, init=init)
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), save_dir / f"fold_{i}.pt")
         for tr in tracks:
             if tr.speaker in held:
                 jaw = predict_mouth(model, tr.features)[:, 0]
                 r, lag = lagged_correlation(jaw, tr.gap)
                 recall, n_closed = closure_recall(jaw, tr.gap)
                 out[tr.name] = {"r": round(r, 3), "lag": lag, "closure_recall": round(recall, 3), "closed": n_closed}
-        log.info("fold %s done", ",".join(held))
+                if save_dir is not None:
+                    out[tr.name]["model"] = str(save_dir / f"fold_{i}.pt")
+        log.info("fold %d (%s) done", i, ", ".join(held))
     return out
 
 
@@ -289,12 +306,29 @@ def synthetic_init(pretrain_steps: int) -> dict:
     return train(items, pretrain_steps).state_dict()
 
 
+def init_from(path: Path) -> dict:
+    """Starting weights from a checkpoint; one with the six mouth outputs only gets lip-corner outputs at rest."""
+    import torch
+
+    state = {k: v.float() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    last = max(k for k in state if k.endswith(".weight"))  # the output convolution (highest layer index)
+    bias = last.replace("weight", "bias")
+    missing = N_OUT - state[last].shape[0]
+    if missing > 0:
+        state[last] = torch.cat([state[last], torch.zeros(missing, *state[last].shape[1:])])
+        state[bias] = torch.cat([state[bias], torch.full((missing,), -3.0)])  # sigmoid(-3) ~ 0.05: at rest
+    return state
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
     parser = argparse.ArgumentParser(prog="python -m warmchat.tools.train_lipsync", description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=1500, help="training steps on the real clips")
-    parser.add_argument("--pretrain-steps", type=int, default=0, help="steps on synthetic voices first (0: none)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps on the real clips")
+    parser.add_argument("--init", type=Path, default=CHECKPOINTS / "lipsync_synthetic.pt",
+                        help="pre-trained weights to fine-tune ('': start from scratch)")  # fmt: skip
+    parser.add_argument("--pretrain-steps", type=int, default=0,
+                        help="pre-train on the offline voices for this many steps instead of --init")  # fmt: skip
     parser.add_argument("--folds", type=int, default=5, help="speaker-level cross-validation folds (0: skip)")
     parser.add_argument("--tracks", type=Path, default=TALKING_TRACKS, help="derived real tracks (npz)")
     parser.add_argument("--extract", type=Path, help="first extract tracks from the clips in this folder")
@@ -307,12 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     tracks = [load_talking_track(p) for p in sorted(args.tracks.glob("*.npz"))]
     if not tracks:
         parser.error(f"no tracks in {args.tracks}; extract them with --extract CLIPS_DIR")
-    init = synthetic_init(args.pretrain_steps) if args.pretrain_steps else None
-    report: dict = {}
+    if args.pretrain_steps:
+        init = synthetic_init(args.pretrain_steps)
+    else:
+        init = init_from(args.init) if str(args.init) and args.init.is_file() else None
+    report: dict = {"init": "synthetic pre-training" if args.pretrain_steps else str(init and args.init.name)}
     if args.folds:
         held = cross_validate(tracks, args.steps, min(args.folds, len({t.speaker for t in tracks})), init)
         report["held_out"] = held
         report["mean_r"] = round(float(np.mean([v["r"] for v in held.values()])), 3)
+        report["mean_closure_recall"] = round(float(np.nanmean([v["closure_recall"] for v in held.values()])), 3)
         report["lags"] = {lag: sum(v["lag"] == lag for v in held.values()) for lag in range(-3, 4)}
     model = train(real_items(tracks), args.steps, init=init)
     torch.save({k: v.half() for k, v in model.state_dict().items()}, args.out)
