@@ -25,6 +25,7 @@ import numpy as np
 
 from warmchat.motion.lipsync import (
     N_OUT,
+    OPEN_JAW,
     TALKING_TRACKS,
     TRACK_CONTROLS,
     TRIM,
@@ -85,7 +86,7 @@ LINES = [
 ]
 HELD_OUT = 8  # the last lines are never trained on
 NOSE_TIP = 1
-TYPICAL_JAW = 0.45  # jawOpen of a clip's wide-open (95th percentile) speech frames: the phoneme route's open vowels
+TYPICAL_JAW = OPEN_JAW  # jawOpen of a clip's wide-open (95th percentile) speech: the phoneme route's open vowels
 CROP = 64  # frames per training crop
 CORR_WEIGHT = 1.0  # weight of the jaw's (1 - Pearson r) in the training loss
 CLOSED_FRACTION = 0.15  # a real frame is closed below this fraction of its clip's 95th-percentile lip gap
