@@ -28,6 +28,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# GRID sentences are coded by their words' initials: command, colour, preposition, letter, digit, adverb.
+GRID_WORDS = (
+    {"b": "bin", "l": "lay", "p": "place", "s": "set"},
+    {"b": "blue", "g": "green", "r": "red", "w": "white"},
+    {"a": "at", "b": "by", "i": "in", "w": "with"},
+    None,  # the letter itself
+    {str(d): w for d, w in enumerate("zero one two three four five six seven eight nine".split())},
+    {"a": "again", "n": "now", "p": "please", "s": "soon"},
+)
 PYLIPSYNC_OPENING = {"aa": 1.0, "oh": 0.7, "ih": 0.5, "ee": 0.4, "ou": 0.3, "silence": 0.0}
 
 
@@ -38,6 +47,28 @@ def pylipsync_opening(audio: np.ndarray, sr: int, n: int, fps: int) -> np.ndarra
     segments = pylipsync.PhonemeAnalyzer().extract_phoneme_segments(audio, sr, fps=fps)
     out = np.array([sum(PYLIPSYNC_OPENING.get(p.name, 0.5) * p.target for p in s.phonemes) for s in segments])
     return np.pad(out, (0, max(0, n - len(out))))[:n]
+
+
+def grid_transcript(code: str) -> str:
+    """The sentence of a GRID clip from its six-character code, e.g. bbaf2n -> "bin blue at f two now"."""
+    return " ".join(c if table is None else table[c] for c, table in zip(code, GRID_WORDS, strict=True))
+
+
+def text_route(clip: Path, n: int, fps: int, tmp: Path) -> np.ndarray:
+    """(n,) jaw of the phoneme route: the transcript's phonemes DTW-aligned to the clip's audio (`animate --text`)."""
+    import subprocess
+    import wave
+
+    from warmchat.animate import SAMPLE_RATE, text_mouth
+    from warmchat.compose import ffmpeg_exe
+
+    wav = tmp / f"{clip.stem}_text.wav"
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE)]
+    subprocess.run([*cmd, "-c:a", "pcm_s16le", str(wav)], check=True)
+    with wave.open(str(wav)) as w:
+        samples = w.getnframes()
+    mouth, _, _ = text_mouth(wav, samples, n, fps, grid_transcript(clip.stem.split("_")[-1]), seed=0)
+    return mouth[:, 0]
 
 
 def first_frame(video: Path) -> np.ndarray:
@@ -96,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--render-s", type=float, default=6.0, help="seconds of each clip rendered (0: no render)")
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--only", help="benchmark only clips whose name contains this")
     args = parser.parse_args(argv)
     if not args.clips.is_dir():
         print(f"skipped: the real talking clips are not at {args.clips} (shared data, not in the repository)")
@@ -119,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(head + f" {'closure recall':>15s} {'rendered':>8s} {'lag':>4s}")
         rows = []
-        for tr in tracks:
+        shown_tracks = [t for t in tracks if not args.only or args.only in t.name]
+        for tr in shown_tracks:
             h = held[tr.name]
             rms = lagged_correlation(np.sqrt(10 ** (tr.energy_db / 10)), tr.gap)
             audio = read_audio(args.clips / f"{tr.name}.mp4", 16000)
@@ -143,8 +176,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mean':30s} {'':6s} {mean[0]:6.3f} {'':4s} {mean[1]:6.3f} {'':4s} {mean[2]:6.3f} {'':4s} "
               f"{mean[3]:8.2f} {'':5s} {mean[4]:8.3f}")  # fmt: skip
         beats = int(((a[:, 0] > a[:, 1]) & (a[:, 0] > a[:, 2])).sum())
-        print(f"ours above both peers on {beats}/{len(a)} held-out clips; lag 0 on "
-              f"{sum(held[t.name]['lag'] == 0 for t in tracks)}/{len(a)}; total {time.time() - t0:.0f} s")  # fmt: skip
+        grid = [t for t in shown_tracks if t.name.startswith("lipnet_grid_")]
+        if grid:
+            print("\ntext route on the GRID clips (exact transcripts from the sentence codes), same protocol:")
+            print(f"{'clip':30s} {'text':>6s} {'lag':>4s} {'audio':>6s} {'mean':>6s} {'lag':>4s}  transcript")
+            both = []
+            for tr in grid:
+                from warmchat.motion.lipsync import load_lipsync, predict_mouth
+
+                jaw_text = text_route(args.clips / f"{tr.name}.mp4", len(tr.gap), round(tr.fps), tmp)
+                jaw_audio = predict_mouth(load_lipsync(held[tr.name]["model"]), tr.features)[:, 0]
+                rt, rm = lagged_correlation(jaw_text, tr.gap), lagged_correlation((jaw_text + jaw_audio) / 2, tr.gap)
+                both.append((rt[0], held[tr.name]["r"], rm[0]))
+                print(f"{tr.name:30s} {rt[0]:6.3f} {rt[1]:+4d} {held[tr.name]['r']:6.3f} {rm[0]:6.3f} {rm[1]:+4d}  "
+                      f"{grid_transcript(tr.name.split('_')[-1])}")  # fmt: skip
+            m = np.mean(both, axis=0)
+            print(f"{'mean':30s} {m[0]:6.3f} {'':4s} {m[1]:6.3f} {m[2]:6.3f}")
+        at_zero = sum(held[t.name]["lag"] == 0 for t in shown_tracks)
+        print(f"ours above both peers on {beats}/{len(a)} held-out clips; lag 0 on {at_zero}/{len(a)}; "
+              f"total {time.time() - t0:.0f} s")  # fmt: skip
     return 0
 
 

@@ -135,3 +135,30 @@ def test_app_tab_has_the_animate_endpoint_and_words_errors(tmp_path, examples):
     assert "Traceback" not in str(info.value)
     with pytest.raises(gr.Error, match="record the speech"):
         run_animate(str(examples / "grace_hopper.jpg"), None, "happy", "", 256, progress=lambda *a, **k: None)
+
+
+def test_transcript_route_times_the_lips_from_the_phonemes(speech, examples, tmp_path, monkeypatch):
+    import importlib
+    import wave
+
+    from warmchat.animate import SAMPLE_RATE, decode_audio, text_mouth
+
+    animate_module = importlib.import_module("warmchat.animate")  # the package's `animate` is the function
+
+    wav_in, start, end = speech
+    wav = tmp_path / "decoded.wav"
+    decode_audio(wav_in, wav, 60.0)
+    with wave.open(str(wav)) as w:
+        n_samples = w.getnframes()
+    n = int(np.ceil(n_samples / SAMPLE_RATE * 25))
+    mouth, _, phonemes = text_mouth(wav, n_samples, n, 25, "Maybe we could meet for lunch on Monday.", seed=0)
+    jaw = mouth[:, 0]
+    assert jaw[: int(start * 25) - 3].max() < 0.03 and jaw[int(end * 25) + 4 :].max() < 0.03
+    assert jaw[int(start * 25) : int(end * 25)].max() > 0.25
+    first_m = next(a for p, a, b in phonemes if p == "m")  # the /m/ of "Maybe": aligned into the speech
+    assert start - 0.15 < first_m < start + 0.3
+    monkeypatch.setattr(animate_module, "ALIGN_MAX_S", 1.0)
+    with pytest.raises(InputError, match="leave the text out"):
+        animate_module.animate(
+            examples / "grace_hopper.jpg", wav_in, tmp_path / "x.mp4", text="Maybe", config=_config()
+        )
