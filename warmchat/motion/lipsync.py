@@ -1,9 +1,11 @@
-"""Audio-to-mouth: a small 1-D convolutional network from log-mel frames to the six mouth controls.
+"""Audio-to-mouth: a small 1-D convolutional network from log-mel frames to the mouth and lip-corner controls.
 
-Used for speech that comes without phoneme timings (uploaded audio, a TTS server that gives none). Input per video
-frame: 40 log-mel bands normalised by the line's own voiced mean and spread, plus the loudness relative to the
-line's voiced level; output: jawOpen, mouthFunnel, mouthPucker, mouthStretch_L/R, mouthPress (speaker.MOUTH).
-Four dilated convolutions see +-0.5 s of context (~190k parameters). Trained by `warmchat.tools.train_lipsync`.
+Used for speech that comes without phoneme timings (uploaded or recorded audio, `animate`, a TTS server that gives
+none). Input per video frame: 40 log-mel bands normalised by the line's own voiced mean and spread, plus the loudness
+relative to the line's voiced level; output: jawOpen, mouthFunnel, mouthPucker, mouthStretch_L/R, mouthPress
+(speaker.MOUTH) and mouthSmile_L/R (speaker.CORNERS). Four dilated convolutions see +-0.5 s of context (~190k
+parameters). Trained on real talking faces by `warmchat.tools.train_lipsync`; this module also holds the derived real
+tracks' format (`TalkingTrack`) and the evaluation protocol (`lagged_correlation`).
 """
 
 from __future__ import annotations
