@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from warmchat.health import check_environment, require_checkpoints
+from webui.animate import build_animate_tab
 from webui.chat import chat_tab
 from webui.components import SETTING_NAMES, advanced_settings, person_card
 from webui.generate import Outputs, make_generate, make_regenerate, preview_portrait, stop_generation
@@ -116,6 +117,7 @@ with gr.Blocks(title="WarmChat", delete_cache=(1800, 3600)) as demo:
                                  outputs=[card.preview, card.error], concurrency_limit=None)  # fmt: skip
     with gr.Tab("Chat"):
         chat_tab(EXAMPLES)
+    build_animate_tab()
 
 demo.queue(default_concurrency_limit=2, max_size=20)
 

@@ -18,7 +18,16 @@ from warmchat.emotions import EMOTIONS
 from warmchat.motion import crhmg, features
 from warmchat.motion.head import HeadState
 from warmchat.motion.listener import load_leed, plan_reactions
-from warmchat.motion.speaker import EDGE_S, STEP_S, VISEMES, coarticulate, phrase_end_times, viseme_class
+from warmchat.motion.speaker import (
+    CLOSING_JAW,
+    EDGE_S,
+    LEAD_S,
+    STEP_S,
+    VISEMES,
+    coarticulate,
+    phrase_end_times,
+    viseme_class,
+)
 from warmchat.motion.stats import head_stats, load_real_clips, pooled_stats, role_segments
 from warmchat.schema import Turn
 from warmchat.speech import PAUSE, voice_turn
@@ -80,9 +89,10 @@ def tracks(talk) -> dict:
 
 
 def _frames_of(talk, turn: int, classes: set[str]) -> list[int]:
+    """Frames where the mouth shapes these phonemes: LEAD_S before they sound (anticipatory coarticulation)."""
     seg, fps = talk.clock.segments[turn], talk.clock.fps
     return [
-        int(round(seg.start * fps)) + int(round((a + b) / 2 * fps))
+        int(round(seg.start * fps)) + int(round(((a + b) / 2 - LEAD_S) * fps))
         for ph, a, b in talk.utterances[turn].phonemes
         if viseme_class(ph) in classes and b - a >= 0.04
     ]
@@ -118,7 +128,7 @@ def test_lips_close_for_p_b_m_and_in_silence(talk, tracks):
     for turn in (0, 2):
         seg = clock.segments[turn]
         silent += [
-            int(round((seg.start + (a + b) / 2) * fps))
+            int(round((seg.start + (a + b) / 2 - LEAD_S) * fps))
             for ph, a, b in talk.utterances[turn].phonemes
             if ph == PAUSE and b - a >= 0.2 and 0 < a < seg.end - seg.start - 0.2
         ]
@@ -147,6 +157,7 @@ def _coarticulate_all_pairs(phonemes, duration, n_frames, fps):
     for (_, a, b), v in zip(segs, classes, strict=True):
         if v is VISEMES["bilabial"] and 0 <= (a + b) / 2 < duration:
             f = min(int(round((a + b) / 2 * fps)), n_frames - 1)
+            out[max(f - 1, 0) : f + 2, 0] = np.minimum(out[max(f - 1, 0) : f + 2, 0], CLOSING_JAW)
             out[f, 0] = out[f, 1] = 0.0
             out[f, 5] = max(out[f, 5], 0.35)
     return out.astype(np.float32)

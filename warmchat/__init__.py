@@ -1,5 +1,6 @@
 """WarmChat: emotion-aware, two-person talking-head conversations from two portraits."""
 
+from warmchat.animate import AnimateResult, animate
 from warmchat.batch import BatchResult, batch
 from warmchat.chat import Chat, ChatTurn
 from warmchat.config import WarmChatConfig
@@ -9,6 +10,7 @@ from warmchat.regenerate import regenerate
 from warmchat.schema import GenerateResult, Turn
 
 __all__ = [
+    "AnimateResult",
     "BatchResult",
     "Chat",
     "ChatTurn",
@@ -17,6 +19,7 @@ __all__ = [
     "Turn",
     "WarmChatConfig",
     "WarmChatError",
+    "animate",
     "batch",
     "generate",
     "regenerate",

@@ -1,4 +1,5 @@
-"""Command line: `python -m warmchat render ...` renders a conversation, `batch` many; `doctor` checks the machine."""
+"""Command line: `python -m warmchat render ...` renders one conversation, `batch` many; `animate` one portrait
+speaking a recording; `doctor` checks the machine."""
 
 from __future__ import annotations
 
@@ -65,7 +66,40 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("out/chat.mp4"), help="the .mp4 to write (default: %(default)s)")
     r.add_argument("-v", "--verbose", action="store_true")
     _add_batch_parser(sub)
+    _add_animate(sub, defaults)
     return parser
+
+
+def _add_animate(sub, defaults: WarmChatConfig) -> None:
+    a = sub.add_parser("animate", help="render one portrait speaking a recorded speech file")
+    a.add_argument("--portrait", required=True, type=Path, help="photo of the face")
+    a.add_argument("--audio", required=True, type=Path, help="the speech: .wav, .mp3 or .m4a (also .flac, .ogg)")
+    a.add_argument("--text", help="its transcript (optional): the lips then follow its phonemes aligned to the audio")
+    a.add_argument("--emotion", default="neutral", help=f"the face's emotion: {', '.join(EMOTIONS)}")
+    for name in ("size", "fps", "seed", "renderer"):
+        shown = setting_default(name, defaults)
+        help_text = f"{SETTING_HELP[name]} (default: {shown!r})"
+        a.add_argument(f"--{name}", type=type(shown), choices=setting_choices(name), default=None, help=help_text)
+    a.add_argument(
+        "--out", type=Path, default=Path("out/animate.mp4"), help="the .mp4 to write (default: %(default)s)"
+    )
+    a.add_argument("-v", "--verbose", action="store_true")
+
+
+def run_animate(args) -> int:
+    """The `animate` command: one JSON line of what was written, or one clear error line."""
+    from warmchat.animate import animate
+
+    try:
+        cfg = WarmChatConfig()
+        apply_settings(cfg, {n: getattr(args, n) for n in ("size", "fps", "seed", "renderer")})
+        result = animate(args.portrait, args.audio, args.out, text=args.text, emotion=args.emotion, config=cfg)
+    except WarmChatError as exc:
+        _report(exc)
+        return 2
+    print(json.dumps({"video": str(result.video), "duration_s": round(result.duration_s, 3), "frames": result.n_frames,
+                      "fps": result.fps, "renderer": result.renderer, "mouth": result.mouth}, indent=1))  # fmt: skip
+    return 0
 
 
 def _option(field: str | None) -> str:
@@ -115,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     except MissingCheckpoint as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "animate":
+        return run_animate(args)
 
     stop = threading.Event()
     received: list[int] = []

@@ -27,7 +27,8 @@ from warmchat.speech.audio import PAUSE
 
 # Mouth controls a viseme sets, in this order.
 MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch_L", "mouthStretch_R", "mouthPress")
-MOUTH_IDX = np.array([INDEX[c] for c in MOUTH])
+CORNERS = ("mouthSmile_L", "mouthSmile_R")  # lip-corner raise while talking: only the learned route sets it
+MOUTH_IDX = np.array([INDEX[c] for c in MOUTH + CORNERS])
 STEP_S = 0.01  # coarticulation is computed at 100 Hz, then averaged over each video frame
 EDGE_S = 0.25  # silence assumed before and after a line, so the mouth eases in and out of it
 # A phoneme's dominance is left out beyond this distance from it, where it is below e^-30 of its peak (the slowest
@@ -35,6 +36,11 @@ EDGE_S = 0.25  # silence assumed before and after a line, so the mouth eases in 
 REACH_S = 2.5
 BLOCK_STEPS = 1000  # coarticulation steps (10 s) computed at a time
 MARGIN_FRAMES = 2  # audio read around a line for its features (80 ms: less than the shortest pause between lines)
+# Real lips move before the sound they shape: on the real talking clips the phoneme-timed mouth (as imitated by the
+# synthetic-trained audio model) matched the real lip gap best 2-3 frames late at 25 fps (docs/motion.md), so
+# visemes and the loudness-driven jaw run this much ahead of the audio (anticipatory coarticulation).
+LEAD_S = 0.1
+CLOSING_JAW = 0.15  # jawOpen at most on the frames either side of a p, b, m closure
 
 
 @dataclass(frozen=True)
@@ -175,14 +181,36 @@ def coarticulate(phonemes: list[tuple[str, float, float]], duration: float, n_fr
     count = np.bincount(frame_of, minlength=n_frames)
     out = np.stack([np.bincount(frame_of, weights=fine[:, j], minlength=n_frames) for j in range(6)], 1)
     out /= np.maximum(count, 1)[:, None]
-    # Lips meet at every p, b, m: the frame nearest its centre is closed however short it was.
+    # Lips meet at every p, b, m: the frame nearest its centre is closed however short it was, and the frames either
+    # side are half closed, so the lips travel there over three frames (as real ones do) rather than snap shut.
     for (_, a, b), v in zip(segs, classes, strict=True):
         if v is VISEMES["bilabial"] and 0 <= (a + b) / 2 < duration:
             f = min(int(round((a + b) / 2 * fps)), n_frames - 1)
+            out[max(f - 1, 0) : f + 2, 0] = np.minimum(out[max(f - 1, 0) : f + 2, 0], CLOSING_JAW)
             out[f, 0] = 0.0
             out[f, 1] = 0.0
             out[f, 5] = max(out[f, 5], 0.35)
     return out.astype(np.float32)
+
+
+def timed_mouth(
+    phonemes: list[tuple[str, float, float]], duration: float, feats: FrameFeatures, first: int, fps: int
+) -> np.ndarray:
+    """(len(feats), len(MOUTH)) mouth for one line's frames, visemes and loudness LEAD_S ahead of the sound.
+
+    Args:
+        phonemes: the line's timings, seconds from its start; `duration` its length.
+        feats: audio features of the frames, frame `first` being the line's start.
+    """
+    n = len(feats)
+    shift = first / fps - LEAD_S  # seconds from frame 0 to the line's (anticipated) start
+    moved = [(p, a + shift, b + shift) for p, a, b in phonemes]
+    if moved and moved[0][1] > 0:
+        moved.insert(0, (PAUSE, 0.0, moved[0][1]))
+    mouth = coarticulate(moved, duration + shift, n, fps)
+    gain = loudness_gain(feats.energy_db)
+    mouth[:, 0] *= np.interp(np.arange(n) + LEAD_S * fps, np.arange(n), gain)
+    return mouth
 
 
 def loudness_gain(energy_db: np.ndarray) -> np.ndarray:
@@ -223,6 +251,14 @@ def phrase_end_times(utt: Utterance, min_pause_s: float = 0.12) -> list[float]:
     return [*ends, utt.duration]
 
 
+def shape_mouth(body: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+    """(n, len(MOUTH + CORNERS)) mouth controls scaled by the emotion (8,): sad opens little and spreads less."""
+    body = body.copy()
+    body[:, 0] *= float(emotion @ JAW_GAIN)
+    body[:, 3:5] *= 1.0 - 0.5 * float(emotion[EMOTIONS.index("sad")])  # sad lips hardly spread
+    return body
+
+
 def line_mouth(
     seg: Segment, utt: Utterance, timeline: Timeline, emotion: np.ndarray, lipsync=None
 ) -> tuple[int, np.ndarray]:
@@ -234,23 +270,18 @@ def line_mouth(
     """
     fps = timeline.fps
     a, feats = segment_features(seg, timeline)
-    f0, f1 = segment_frames(seg, fps)
+    f0, _ = segment_frames(seg, fps)
     n = len(feats)
     out = np.zeros((n, K), np.float32)
     lead = f0 - a
-    jaw_gain = float(emotion @ JAW_GAIN)
     if utt.phonemes:
-        mouth = coarticulate(utt.phonemes, utt.duration, f1 - f0, fps)
-        body = np.zeros((n, len(MOUTH)), np.float32)
-        body[lead : lead + len(mouth)] = mouth
-        body[:, 0] *= loudness_gain(feats.energy_db)
+        body = timed_mouth(utt.phonemes, utt.duration, feats, lead, fps)
+        body = np.concatenate([body, np.zeros((n, len(CORNERS)), np.float32)], 1)
     else:
         from warmchat.motion.lipsync import predict_mouth
 
         body = predict_mouth(lipsync, feats)
-    body[:, 0] *= jaw_gain
-    body[:, 3:5] *= 1.0 - 0.5 * float(emotion[EMOTIONS.index("sad")])  # sad lips hardly spread
-    out[:, MOUTH_IDX] = body
+    out[:, MOUTH_IDX] = shape_mouth(body, emotion)
     brows = accent_brows(feats.f0, feats.energy_db, fps) * float(emotion @ BROW_GAIN)
     out[:, INDEX["browInnerUp"]] += 0.3 * brows
     out[:, INDEX["browOuterUp_L"]] += 0.25 * brows

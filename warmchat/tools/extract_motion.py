@@ -173,18 +173,25 @@ def choose_reference(landmarks: list[np.ndarray], gaps: np.ndarray, ears: np.nda
     return int(np.argmin(np.sum(ranks, axis=0)))
 
 
-def extract_motion(frames: np.ndarray, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000):
+def extract_motion(
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    tracked: list[np.ndarray | None] | None = None,
+):
     """Motion tracks of the (largest) face in a clip.
 
     Args:
         frames: (N, H, W, 3) uint8 RGB.
         audio: (S,) float mono soundtrack starting with the first frame, or None.
+        tracked: the frames' landmarks when the caller already has them (`track_landmarks(frames)`).
     Returns:
         MotionTracks.
     Raises:
         ValueError: no face was found in any frame.
     """
-    tracked = track_landmarks(frames)
+    tracked = track_landmarks(frames) if tracked is None else tracked
     found = np.array([lm is not None for lm in tracked])
     if not found.any():
         raise ValueError("no face found in any frame; use a video with one clearly visible face")

@@ -1,12 +1,16 @@
-"""Train the audio-to-mouth model (warmchat/motion/lipsync.py) and report how well it follows mouths.
+"""Train the audio-to-mouth model (warmchat/motion/lipsync.py) on real talking faces, with held-out figures.
 
-    python -m warmchat.tools.train_lipsync [--steps 1500] [--out checkpoints/lipsync.pt]
+    python -m warmchat.tools.train_lipsync [--extract ../shared/data/talking_clips] [--steps 300] [--folds 5]
 
-Training pairs come from the offline voices, whose phoneme timings are exact: each line's audio features against
-the mouth the phoneme model (coarticulation + loudness, `motion.speaker`) gives for it. The real clips cannot be the
-training target: their soundtracks are mostly music, not the speaker's voice (see docs/motion.md), so they are
-used for the honest check only. Reported: correlation with the phoneme model on held-out lines, on a voice the
-model never heard (leave-voice-out), and with the real lip gap on the real clips that have sound.
+Training pairs are real: the soundtracks of 19 talking-face clips (the speakers' own voices) against the mouths
+measured on their video by the project's tracker (`--extract` writes these derived tracks, checkpoints/talking_tracks/;
+the videos are never needed again). The jaw target is the clip's inner-lip gap, the other outputs the fitted rig
+controls (rounding, spreading, press, lip corners). Training starts from the synthetic pre-training (the offline voices
+against the phoneme-driven mouth, `checkpoints/lipsync_synthetic.pt`, or `--pretrain-steps` to redo it) and
+fine-tunes on the real clips. Reported: per clip, by speaker-level cross-validation (no speaker is ever in both the
+training and the test part of a fold), the protocol's correlation with the real lip gap (Pearson, best lag within
++-3 frames, 5 frames trimmed at each end), the best lag and the closure recall. The final checkpoint trains on all
+clips.
 """
 
 from __future__ import annotations
@@ -19,7 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from warmchat.motion.lipsync import build_model, line_inputs, predict_mouth
+from warmchat.motion.lipsync import (
+    N_OUT,
+    OPEN_JAW,
+    TALKING_TRACKS,
+    TRACK_CONTROLS,
+    TRIM,
+    TalkingTrack,
+    build_model,
+    lagged_correlation,
+    line_inputs,
+    load_talking_track,
+    predict_mouth,
+)
 from warmchat.motion.speaker import coarticulate, loudness_gain, segment_features, segment_frames
 from warmchat.paths import CHECKPOINTS
 from warmchat.schema import Turn
@@ -69,6 +85,14 @@ LINES = [
     "I love the smell of fresh bread in the morning.",
 ]
 HELD_OUT = 8  # the last lines are never trained on
+NOSE_TIP = 1
+TYPICAL_JAW = OPEN_JAW  # jawOpen of a clip's wide-open (95th percentile) speech: the phoneme route's open vowels
+CROP = 64  # frames per training crop
+CORR_WEIGHT = 1.0  # weight of the jaw's (1 - Pearson r) in the training loss
+CLOSED_FRACTION = 0.15  # a real frame is closed below this fraction of its clip's 95th-percentile lip gap
+CLOSED_JAW = 0.07  # a predicted frame is closed below this jawOpen (about the same fraction of TYPICAL_JAW)
+# Speaker of each clip where several clips show one person (the GRID samples: compared by eye on their first frames).
+SPEAKERS: dict[str, str] = {}
 EMOTIONS_USED = ("neutral", "happy", "sad", "angry", "surprised")
 
 
@@ -98,33 +122,122 @@ def synthesize_lines(voices: tuple[str, ...]) -> list[dict]:
     return out
 
 
-def train(items: list[dict], steps: int, seed: int = 0):
+# ----- real clips: derived mouth tracks ----------------------------------------------------------------------------
+def mouth_measures(lm: np.ndarray) -> tuple[float, float, float]:
+    """(inner-lip gap, lip-corner width, nose-to-chin distance) of one face, each a fraction of its face height."""
+    from warmchat import face as F
+    from warmchat.render.fidelity import face_height, lip_gap
+
+    h = face_height(lm)
+    width = np.linalg.norm(lm[F.MOUTH_CORNER_R, :2] - lm[F.MOUTH_CORNER_L, :2]) / h
+    jaw = np.linalg.norm(lm[F.CHIN, :2] - lm[NOSE_TIP, :2]) / h
+    return lip_gap(lm), float(width), float(jaw)
+
+
+def extract_talking_clip(video: Path, speaker: str) -> TalkingTrack:
+    """Measured mouth (gap, width, jaw, fitted rig mouth controls) and audio features of one real talking clip."""
+    from warmchat.controls import INDEX
+    from warmchat.tools.extract_motion import extract_motion, read_audio, read_video, track_landmarks
+
+    frames, fps = read_video(video)
+    tracked = track_landmarks(frames)
+    tracks = extract_motion(frames, fps, read_audio(video, 16000), 16000, tracked=tracked)
+    del frames
+    measures = np.zeros((len(tracked), 3), np.float32)
+    for i, lm in enumerate(tracked):
+        if lm is not None:
+            measures[i] = mouth_measures(lm)
+    found = tracks.found
+    t = np.arange(len(found))
+    for j in range(3):  # frames where the tracker lost the face: interpolated, and marked in `found`
+        measures[~found, j] = np.interp(t[~found], t[found], measures[found, j])
+    return TalkingTrack(
+        name=video.stem,
+        speaker=speaker,
+        fps=tracks.fps,
+        gap=measures[:, 0],
+        width=measures[:, 1],
+        jaw=measures[:, 2],
+        controls=tracks.controls[:, [INDEX[c] for c in TRACK_CONTROLS]],
+        found=found,
+        mel=tracks.mel,
+        energy_db=tracks.energy_db,
+        f0=tracks.f0,
+    )
+
+
+def extract_talking_clips(clips: Path, out: Path) -> None:
+    """Write `out/NAME.npz` for every clip in `clips/manifest.tsv` (speaker from SPEAKERS)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for row in read_manifest(clips):
+        target = out / f"{row['name']}.npz"
+        if target.exists():
+            continue
+        t0 = time.time()
+        track = extract_talking_clip(clips / f"{row['name']}.mp4", SPEAKERS.get(row["name"], row["name"]))
+        track.save(target)
+        log.info("%s: %d frames (%.0f s)", row["name"], len(track.gap), time.time() - t0)
+
+
+def read_manifest(clips: Path) -> list[dict[str, str]]:
+    lines = (clips / "manifest.tsv").read_text(encoding="utf-8").strip().splitlines()
+    head = lines[0].split("\t")
+    return [dict(zip(head, line.split("\t"), strict=True)) for line in lines[1:]]
+
+
+# ----- training on the real clips ----------------------------------------------------------------------------------
+def real_items(tracks: list[TalkingTrack]) -> list[dict]:
+    """Model inputs and targets of real clips: the fitted mouth controls, jawOpen replaced by the clip's own lip gap.
+
+    The gap is what the evaluation measures and what a viewer sees; it is rescaled per clip (closed at its 5th
+    percentile, TYPICAL_JAW at its 95th) since how wide a person opens is theirs, not the sound's.
+    """
+    out = []
+    for tr in tracks:
+        y = np.clip(tr.controls.copy(), 0, 1)
+        lo, hi = np.percentile(tr.gap, [5, 95])
+        y[:, 0] = np.clip((tr.gap - lo) / max(hi - lo, 1e-3) * TYPICAL_JAW, 0, 1)
+        out.append({"name": tr.name, "speaker": tr.speaker, "x": line_inputs(tr.features), "y": y.astype(np.float32)})
+    return out
+
+
+def train(items: list[dict], steps: int, seed: int = 0, init: dict | None = None, lr: float = 2e-3):
+    """A model trained on `items` (dicts with x (T, N_IN) and y (T, N_OUT)); starts from `init` weights if given."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_model()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
-    n = 64  # frames per training crop
+    if init is not None:
+        model.load_state_dict(init)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    n = CROP  # frames per training crop
+    weights = np.array([len(it["x"]) for it in items], float) ** 0.5  # short clips count, long ones count more
+    weights /= weights.sum()
     for step in range(steps):
         xs, ys = [], []
         for _ in range(16):
-            item = items[rng.integers(len(items))]
+            item = items[rng.choice(len(items), p=weights)]
             x, y = item["x"], item["y"]
             s = rng.integers(0, max(len(x) - n, 0) + 1)
-            xc, yc = np.zeros((n, x.shape[1]), np.float32), np.zeros((n, 6), np.float32)
-            xc[:] = x[-1]  # pad with the line's (silent) last frame
+            xc, yc = np.zeros((n, x.shape[1]), np.float32), np.zeros((n, N_OUT), np.float32)
+            xc[:] = x[-1]  # pad with the clip's last frame
             m = min(n, len(x) - s)
             xc[:m], yc[:m] = x[s : s + m], y[s : s + m]
             xc[:, :-1] *= rng.uniform(0.8, 1.2)  # timbre / level robustness
             xc[:, :-1] += rng.normal(0, 0.05, xc[:, :-1].shape)
+            xc[:, -1] += rng.normal(0, 0.1)
             xs.append(xc.T)
             ys.append(yc.T)
         x = torch.from_numpy(np.array(xs))
         y = torch.from_numpy(np.array(ys))
         pred = model(x)
         loss = ((pred - y) ** 2).mean() + ((pred.diff(dim=2) - y.diff(dim=2)) ** 2).mean()
+        # The jaw's shape over time matters more than its level: add 1 - Pearson r per crop.
+        pj, yj = pred[:, 0] - pred[:, 0].mean(1, keepdim=True), y[:, 0] - y[:, 0].mean(1, keepdim=True)
+        r = (pj * yj).sum(1) / (pj.norm(dim=1) * yj.norm(dim=1) + 1e-6)
+        loss = loss + CORR_WEIGHT * (1 - r).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -135,48 +248,112 @@ def train(items: list[dict], steps: int, seed: int = 0):
     return model
 
 
-def jaw_correlation(model, items: list[dict]) -> float:
-    """Correlation of predicted and target jaw over the items' frames (pooled)."""
-    pred = np.concatenate([predict_mouth(model, it["feats"])[:, 0] for it in items])
-    target = np.concatenate([it["y"][:, 0] for it in items])
-    return float(np.corrcoef(pred, target)[0, 1])
+def folds(tracks: list[TalkingTrack], k: int) -> list[list[str]]:
+    """Speakers split into k groups, longest first round-robin, so each fold holds out about the same amount."""
+    length: dict[str, int] = {}
+    for tr in tracks:
+        length[tr.speaker] = length.get(tr.speaker, 0) + len(tr.gap)
+    order = sorted(length, key=lambda sp: -length[sp])
+    return [order[i::k] for i in range(k)]
 
 
-def real_clip_correlation(model) -> dict[str, float]:
-    """Correlation of predicted jaw with the real lip gap on each real clip that has sound (tracks at 25-30 fps)."""
-    from warmchat.motion.tracks import TRACKS_DIR, load_tracks
+def closure_recall(jaw: np.ndarray, gap: np.ndarray, trim: int = TRIM) -> tuple[float, int]:
+    """(fraction of the real closed frames where the predicted mouth is closed too, number of real closed frames).
 
+    Closed, real: inner-lip gap below CLOSED_FRACTION of the clip's 95th-percentile gap. Closed, predicted: jawOpen
+    below CLOSED_JAW. Both at lag 0, ends trimmed as in the correlation protocol.
+    """
+    gap, jaw = gap[trim : len(gap) - trim], jaw[trim : len(gap) - trim]
+    closed = gap < CLOSED_FRACTION * np.percentile(gap, 95)
+    if not closed.any():
+        return float("nan"), 0
+    return float((jaw[closed] < CLOSED_JAW).mean()), int(closed.sum())
+
+
+def cross_validate(
+    tracks: list[TalkingTrack], steps: int, k: int, init: dict | None, save_dir: Path | None = None
+) -> dict[str, dict]:
+    """Held-out figures per clip: each fold's model never saw any clip of the held-out speakers.
+
+    Args:
+        save_dir: where to keep each fold's model (`fold_<i>.pt`), named per clip in the result's "model".
+    """
+    import torch
+
+    items = real_items(tracks)
     out = {}
-    for path in sorted(TRACKS_DIR.glob("*.npz")):
-        tr = load_tracks(path)
-        if tr.has_audio:
-            pred = predict_mouth(model, tr.features)[:, 0]
-            out[path.stem] = round(float(np.corrcoef(pred, tr.mouth_open)[0, 1]), 3)
+    for i, held in enumerate(folds(tracks, k)):
+        model = train([it for it in items if it["speaker"] not in held], steps, init=init)
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), save_dir / f"fold_{i}.pt")
+        for tr in tracks:
+            if tr.speaker in held:
+                jaw = predict_mouth(model, tr.features)[:, 0]
+                r, lag = lagged_correlation(jaw, tr.gap)
+                recall, n_closed = closure_recall(jaw, tr.gap)
+                out[tr.name] = {"r": round(r, 3), "lag": lag, "closure_recall": round(recall, 3), "closed": n_closed}
+                if save_dir is not None:
+                    out[tr.name]["model"] = str(save_dir / f"fold_{i}.pt")
+        log.info("fold %d (%s) done", i, ", ".join(held))
     return out
+
+
+def synthetic_init(pretrain_steps: int) -> dict:
+    """Weights pre-trained on the offline voices against the phoneme-driven mouth (lip corners left at rest)."""
+    items = synthesize_lines(("hibari", "piper-joe"))
+    for it in items:
+        it["y"] = np.concatenate([it["y"], np.zeros((len(it["y"]), N_OUT - 6), np.float32)], 1)
+    return train(items, pretrain_steps).state_dict()
+
+
+def init_from(path: Path) -> dict:
+    """Starting weights from a checkpoint; one with the six mouth outputs only gets lip-corner outputs at rest."""
+    import torch
+
+    state = {k: v.float() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    last = max(k for k in state if k.endswith(".weight"))  # the output convolution (highest layer index)
+    bias = last.replace("weight", "bias")
+    missing = N_OUT - state[last].shape[0]
+    if missing > 0:
+        state[last] = torch.cat([state[last], torch.zeros(missing, *state[last].shape[1:])])
+        state[bias] = torch.cat([state[bias], torch.full((missing,), -3.0)])  # sigmoid(-3) ~ 0.05: at rest
+    return state
 
 
 def main(argv: list[str] | None = None) -> int:
     import torch
 
     parser = argparse.ArgumentParser(prog="python -m warmchat.tools.train_lipsync", description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=300, help="training steps on the real clips")
+    parser.add_argument("--init", type=Path, default=CHECKPOINTS / "lipsync_synthetic.pt",
+                        help="pre-trained weights to fine-tune ('': start from scratch)")  # fmt: skip
+    parser.add_argument("--pretrain-steps", type=int, default=0,
+                        help="pre-train on the offline voices for this many steps instead of --init")  # fmt: skip
+    parser.add_argument("--folds", type=int, default=5, help="speaker-level cross-validation folds (0: skip)")
+    parser.add_argument("--tracks", type=Path, default=TALKING_TRACKS, help="derived real tracks (npz)")
+    parser.add_argument("--extract", type=Path, help="first extract tracks from the clips in this folder")
     parser.add_argument("--out", type=Path, default=CHECKPOINTS / "lipsync.pt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)  # small convolutions: a second thread mostly waits
-    items = synthesize_lines(("hibari", "piper-joe"))
-    train_items = [it for it in items if it["line"] < len(LINES) - HELD_OUT]
-    test_items = [it for it in items if it["line"] >= len(LINES) - HELD_OUT]
-    report = {}
-    # Leave-voice-out: trained on one voice only, tested on the other's held-out lines.
-    for heard, unheard in (("hibari", "piper-joe"), ("piper-joe", "hibari")):
-        model = train([it for it in train_items if it["voice"] == heard], args.steps // 2)
-        report[f"jaw_corr_unheard_voice_{unheard}"] = round(
-            jaw_correlation(model, [it for it in test_items if it["voice"] == unheard]), 3
-        )
-    model = train(train_items, args.steps)
-    report["jaw_corr_held_out_lines"] = round(jaw_correlation(model, test_items), 3)
-    report["jaw_corr_real_clips_lip_gap"] = real_clip_correlation(model)
+    if args.extract:
+        extract_talking_clips(args.extract, args.tracks)
+    tracks = [load_talking_track(p) for p in sorted(args.tracks.glob("*.npz"))]
+    if not tracks:
+        parser.error(f"no tracks in {args.tracks}; extract them with --extract CLIPS_DIR")
+    if args.pretrain_steps:
+        init = synthetic_init(args.pretrain_steps)
+    else:
+        init = init_from(args.init) if str(args.init) and args.init.is_file() else None
+    report: dict = {"init": "synthetic pre-training" if args.pretrain_steps else str(init and args.init.name)}
+    if args.folds:
+        held = cross_validate(tracks, args.steps, min(args.folds, len({t.speaker for t in tracks})), init)
+        report["held_out"] = held
+        report["mean_r"] = round(float(np.mean([v["r"] for v in held.values()])), 3)
+        report["mean_closure_recall"] = round(float(np.nanmean([v["closure_recall"] for v in held.values()])), 3)
+        report["lags"] = {lag: sum(v["lag"] == lag for v in held.values()) for lag in range(-3, 4)}
+    model = train(real_items(tracks), args.steps, init=init)
     torch.save({k: v.half() for k, v in model.state_dict().items()}, args.out)
     report["checkpoint"] = f"{args.out.name} ({args.out.stat().st_size / 1e3:.0f} kB)"
     print(json.dumps(report, indent=1))
