@@ -184,3 +184,29 @@ def test_valence_arousal_curves_follow_the_arc():
     assert va[45, 0] > 0.3  # after the happy line: positive valence ...
     assert va[99, 0] < va[45, 0]  # ... pulled down by the sad one
     assert max(abs(v) for pair in VALENCE_AROUSAL.values() for v in pair) <= 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(turn_st, st.floats(0.15, 0.6), st.floats(0.05, 3.0)), min_size=1, max_size=8),
+    st.sampled_from([5, 24, 25, 30]),
+)
+def test_curves_grown_turn_by_turn_equal_the_whole_clock_bit_for_bit(turns, fps):
+    """The pipeline's per-turn update costs only the new frames and gives exactly `emotion_curves`."""
+    from warmchat.tree import EmotionCurves
+
+    tree = InteractiveTalkingTree("t", "happy", "sad")
+    grown = EmotionCurves(tree)
+    segments, t = [], 0.4
+    for i, (turn, gap, length) in enumerate(turns):
+        tree.add_turn(turn)
+        start = t + (gap if i else 0.0)
+        segments.append(Segment(i, turn.speaker, start, start + length))
+        t = start + length
+        n_frames = int(np.ceil(t * fps))
+        clock = Timeline(np.zeros(round(n_frames * 24000 / fps), np.float32), 24000, fps, list(segments))
+        got = grown.update(clock)
+        want = tree.emotion_curves(clock)
+        for person in "AB":
+            assert got[person].shape == want[person].shape
+            np.testing.assert_array_equal(got[person], want[person])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from warmchat.loading import load_once
-from warmchat.schema import MotionTrack, Timeline, Turn
+from warmchat.schema import MotionTrack, Segment, Timeline, Turn
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ class SegmentWriter:
                             self._submit(tracks, batches[b + 1]) if self.workers and b + 1 < len(batches) else None
                         )
                         for i, k in enumerate(range(rows.start, rows.stop)):
-                            seg = clock.segment_at((start + k) / clock.fps)
-                            caption = self.captioner.strip(seg.turn_index if seg else None) if self.captioner else None
+                            said = _speaking_turn(clock.segments, (start + k) / clock.fps)
+                            caption = self.captioner.strip(said) if self.captioner else None
                             writer.write(compose_frame(faces["A"][i], faces["B"][i], caption, out=frame))
                         progress(rows.stop / max(end - start, 1))
         except _Stopped:
@@ -188,6 +188,16 @@ class SegmentWriter:
     @staticmethod
     def _collect(futures: dict) -> dict[str, np.ndarray]:
         return {p: f.result() for p, f in futures.items()}
+
+
+def _speaking_turn(segments: list[Segment], t: float) -> int | None:
+    """`Timeline.segment_at(t).turn_index` for the newest frames in O(1): segments are searched from the end."""
+    for seg in reversed(segments):
+        if t >= seg.end:
+            return None  # later segments start after t, earlier ones end before this one starts
+        if t >= seg.start:
+            return seg.turn_index
+    return None
 
 
 def join_segments(segments: list[Path], audio_wav: Path, out: Path, fps: int) -> Path:
