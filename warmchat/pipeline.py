@@ -170,28 +170,30 @@ def iter_generate(
     fps, size = cfg.compose.fps, cfg.face.size
 
     progress(0.0, "reading portraits")
-    with ThreadPoolExecutor(1, thread_name_prefix="warmchat-face") as pool:
-        # The portraits are read while the dialogue backend starts (loads its models, labels the script's lines).
-        face_job = pool.submit(_read_portraits, req, cfg, times)
-        # A given script always wins over generating; otherwise the configured backend writes the lines. A bad
-        # script line is reported before any portrait error.
-        dcfg = replace(
-            cfg.dialogue, turns=req.turns, backend="script" if req.script is not None else cfg.dialogue.backend
-        )
-        backend = dialogue.make_backend(dcfg, req.script, limits=cfg.limits)
-        n_turns = backend.length or req.turns
-        itt = tree.InteractiveTalkingTree(req.topic, req.emotion_a, req.emotion_b, cfg.tree)
-        producer = _TurnProducer(itt, n_turns, cfg, times)
-        producer.source = dialogue.iter_dialogue(
-            req.topic, req.emotion_a, req.emotion_b, dcfg, seed=cfg.seed, names=names, tree=itt,
-            progress=lambda f, m: producer.send(f * 0.999, m), backend=backend, limits=cfg.limits,
-        )  # fmt: skip
-        producer.start()  # the first turn's speech and motion need no portrait: they start now too
-        try:
+    # Start-up work runs side by side: this thread starts the dialogue backend (loads its models, labels a script's
+    # lines), one thread reads the portraits, and the turn thread loads the speech and motion models.
+    producer = _TurnProducer(cfg, times)
+    producer.start()
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="warmchat-face") as pool:
+            face_job = pool.submit(_read_portraits, req, cfg, times)
+            # A given script always wins over generating; otherwise the configured backend writes the lines. A bad
+            # script line is reported before any portrait error.
+            dcfg = replace(
+                cfg.dialogue, turns=req.turns, backend="script" if req.script is not None else cfg.dialogue.backend
+            )
+            backend = dialogue.make_backend(dcfg, req.script, limits=cfg.limits)
+            n_turns = backend.length or req.turns
+            itt = tree.InteractiveTalkingTree(req.topic, req.emotion_a, req.emotion_b, cfg.tree)
+            source = dialogue.iter_dialogue(
+                req.topic, req.emotion_a, req.emotion_b, dcfg, seed=cfg.seed, names=names, tree=itt,
+                progress=lambda f, m: producer.send(f * 0.999, m), backend=backend, limits=cfg.limits,
+            )  # fmt: skip
+            producer.begin(source, itt, n_turns)  # the first turn needs no portrait: it starts now
             rigs, renderers = face_job.result()
-        except BaseException:
-            producer.stop()
-            raise
+    except BaseException:
+        producer.stop()
+        raise
     lines: list[Turn] = []  # grows as turns arrive; the captioner reads the same list
     captioner = compose.Captioner(2 * size, lines, names) if cfg.compose.subtitles else None
     on_cpu = all(r.name == "cpu" for r in renderers.values())
@@ -263,13 +265,14 @@ def iter_generate(
             final = clock if complete else timeline.truncate(clock, done)
             kept = lines[: len(segments)]
             final_tree = itt if complete else itt.cut(len(segments))
-            with _stage(times, "compose"), tempfile.TemporaryDirectory() as tmp:
-                final_tree.save(paths["tree_json"])
-                compose.write_srt(paths["srt"], final, kept, names)
+            with _stage(times, "compose"), tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(1) as pool:
                 wav = Path(tmp) / "audio.wav"
                 compose.write_wav(wav, final.audio, final.sample_rate)
-                compose.join_segments(segments, wav, paths["video"], fps)
+                joined = pool.submit(compose.join_segments, segments, wav, paths["video"], fps)  # ffmpeg, meanwhile:
+                final_tree.save(paths["tree_json"])
+                compose.write_srt(paths["srt"], final, kept, names)
                 plots.plot_timeline(paths["timeline_png"], final_tree.emotion_curves(final), final, kept, names)
+                joined.result()
             shutil.rmtree(parts, ignore_errors=True)
             if failure is not None and not note:
                 note = f"stopped by an error during turn {len(segments) + 1}; turns 1–{len(segments)} are kept"
@@ -325,16 +328,25 @@ class _TurnProducer:
 
     AHEAD = 2  # turns made but not yet rendered: the one rendering and the next (bounds memory)
 
-    def __init__(self, itt: tree.InteractiveTalkingTree, n_turns: int, cfg: WarmChatConfig, times: dict):
-        self.source: Iterator[Turn] | None = None  # the dialogue, set before `start`
-        self._itt, self._n, self._cfg, self._times = itt, n_turns, cfg, times
+    def __init__(self, cfg: WarmChatConfig, times: dict):
+        self._cfg, self._times = cfg, times
+        self._source: Iterator[Turn] | None = None  # the dialogue, from `begin`
+        self._itt: tree.InteractiveTalkingTree | None = None
+        self._n = 0
+        self._go = threading.Event()  # set by `begin` or `stop`
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # _TurnPlan, (fraction, message) or an exception
         self._room = threading.Semaphore(self.AHEAD)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="warmchat-turns", daemon=True)
 
     def start(self) -> None:
+        """Load the speech and motion models (in the thread), then wait for `begin`."""
         self._thread.start()
+
+    def begin(self, source: Iterator[Turn], itt: tree.InteractiveTalkingTree, n_turns: int) -> None:
+        """Make `n_turns` turns from `source`, whose turns join `itt`."""
+        self._source, self._itt, self._n = source, itt, n_turns
+        self._go.set()
 
     def next(self, progress: Progress) -> _TurnPlan:
         """The next turn (waits for it), relaying progress messages sent meanwhile; re-raises the thread's error."""
@@ -355,13 +367,15 @@ class _TurnProducer:
         self._room.release()
 
     def stop(self) -> None:
-        """Make no more turns; waits for the turn in hand (the tree is read once this returns)."""
+        """Make no more turns; waits for the turn in hand, if any (the tree is read once this returns)."""
         self._stopping.set()
         for _ in range(self.AHEAD):
             self._room.release()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.source.close()
+        if not self._go.is_set():  # still loading models: let it finish alone (they stay cached for the next call)
+            self._go.set()
+            return
+        self._thread.join()
+        self._source.close()
 
     def _run(self) -> None:
         try:
@@ -372,15 +386,24 @@ class _TurnProducer:
     def _make_turns(self) -> None:
         import torch
 
+        from warmchat.motion.crhmg import load_crhmg
+
         # One thread for torch here: the head model's tiny matrices gain nothing from two, and its OpenMP
         # threads would otherwise spin against the render threads on a busy machine (40x slower, measured).
         torch.set_num_threads(1)
-        cfg, times, n_turns, itt = self._cfg, self._times, self._n, self._itt
+        cfg, times = self._cfg, self._times
+        with _stage(times, "load models"):
+            rngs = np.random.default_rng(cfg.seed).spawn(2)
+            params = {p: motion.draw_person_motion(rngs[i], cfg.motion) for i, p in enumerate("AB")}
+            load_crhmg()
+            speech.load_voices(cfg.speech)
+        self._go.wait()
+        if self._stopping.is_set():
+            return
+        n_turns, itt = self._n, self._itt
         voices = speech.voices_for(cfg.speech)
         builder = timeline.TimelineBuilder(cfg.speech.sample_rate, cfg.compose.fps)
         curves = tree.EmotionCurves(itt)
-        rngs = np.random.default_rng(cfg.seed).spawn(2)
-        params = {p: motion.draw_person_motion(rngs[i], cfg.motion) for i, p in enumerate("AB")}
         utterances = []
         done = 0
         for i in range(n_turns):
@@ -389,7 +412,7 @@ class _TurnProducer:
                 return
             with _stage(times, "dialogue"):
                 try:
-                    turn = next(self.source)
+                    turn = next(self._source)
                 except StopIteration:  # a backend that wrote fewer lines than it announced
                     self._queue.put(_TurnPlan(None, note=f"the dialogue ended after {i} turns"))
                     return

@@ -262,21 +262,19 @@ def _fill_curve(
     """Write frames [first, first + len(out)) of one person's eased curve into `out`, (n, 8).
 
     `values[k]` is E before any turn (k = 0) and after turn k; a frame takes the value of the last turn that starts
-    at or before it, eased from `values[i]` to `values[i + 1]` over the turn's span.
+    at or before it (spans in order), eased from `values[i]` to `values[i + 1]` over the turn's span. Each frame is
+    computed once: O(frames + turns).
     """
     t = np.arange(first, first + len(out)) / fps
-    out[:] = values[0]
-    if not len(t):
-        return
-    starts = np.array([start for start, _ in spans])
-    k = max(int(np.searchsorted(starts, t[0], side="right")) - 1, 0)  # earlier turns are overwritten entirely
-    for i in range(k, len(spans)):
-        start, end = spans[i]
-        before, after = values[i], values[i + 1]
-        x = np.clip((t - start) / max(end - start, 1e-3), 0.0, 1.0)
+    bounds = np.searchsorted(t, [start for start, _ in spans], side="left")  # each turn's first frame
+    out[: bounds[0] if len(spans) else len(t)] = values[0]
+    for i, (start, end) in enumerate(spans):
+        lo, hi = bounds[i], bounds[i + 1] if i + 1 < len(spans) else len(t)
+        if hi <= lo:
+            continue
+        x = np.clip((t[lo:hi] - start) / max(end - start, 1e-3), 0.0, 1.0)
         ease = (x * x * (3 - 2 * x))[:, None]
-        mask = t >= start
-        out[mask] = (before + (after - before) * ease)[mask]
+        out[lo:hi] = values[i] + (values[i + 1] - values[i]) * ease
 
 
 def build_tree(
