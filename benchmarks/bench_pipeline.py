@@ -3,7 +3,7 @@
 Each conversation runs in a fresh process, timed from before `import warmchat` to the joined MP4 (imports, model
 loads, portraits, speech, motion, render, encode, join), so start-up counts. Printed per conversation: per-stage
 seconds (stages overlap: turn i+1 is written, voiced and moved while turn i renders), real-time factor, time to
-the first finished turn, peak RSS of the Python process and of the largest ffmpeg child. For scale on a busy
+the first finished turn, peak RSS of the Python process (ffmpeg runs beside it). For scale on a busy
 machine, the same run re-encodes the produced video with x264 `ultrafast` and `veryfast` (the encode floor) and
 records the load average before and after. `--presets` also compares x264 presets at equal bitrate (PSNR, SSIM,
 seconds) on a lossless capture of the 60 s conversation's frames.
@@ -61,7 +61,6 @@ def run_one(script: str, out: Path, size: int) -> dict:
         "stage_s": {k: round(v, 2) for k, v in result.stage_seconds.items()},
         "render_ms_per_frame_pair": round(1000 * result.stage_seconds["render"] / result.n_frames, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "peak_rss_ffmpeg_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
     }
 
 
