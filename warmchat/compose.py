@@ -160,8 +160,10 @@ class SegmentWriter:
             Path(path).unlink(missing_ok=True)
             return False
         finally:
-            if pending:
-                self._collect(pending)  # never leave a renderer busy behind the next call
+            if pending:  # never leave a renderer busy behind the next call (its own error, if any, is moot)
+                from concurrent.futures import wait
+
+                wait(pending.values())
         return True
 
     def close(self) -> None:

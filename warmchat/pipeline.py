@@ -232,10 +232,11 @@ def iter_generate(
                 break
             report(i / n_turns, f"writing turn {i + 1}/{n_turns}")
             plan = producer.next(report)
-            if plan.turn is not None:
+            if isinstance(plan, _Written):  # shown as soon as it exists, while it is voiced and moved
                 lines.append(plan.turn)
                 yield TurnWritten(i, plan.turn)
-            if plan.note:  # the producer ran out of room (the speech limit) or the script ended
+                plan = producer.next(report)
+            if plan.note:  # the producer ran out of room (the speech limit) or the dialogue ended
                 note = plan.note
                 break
             clock = plan.clock
@@ -311,14 +312,20 @@ def _read_portraits(req, cfg: WarmChatConfig, times: dict[str, float]) -> tuple[
 
 
 @dataclass
-class _TurnPlan:
-    """One turn ready to render: its line, the clock so far and both people's motion up to its last frame."""
+class _Written:
+    """A line the dialogue backend just wrote (its speech and motion follow)."""
 
-    turn: Turn | None
+    turn: Turn
+
+
+@dataclass
+class _TurnPlan:
+    """The written turn ready to render: the clock so far and both people's motion up to its last frame."""
+
     clock: Timeline | None = None
     tracks: dict[str, MotionTrack] | None = None  # frames [start, end) of the turn
     end: int = 0  # the turn's video ends before this frame
-    note: str = ""  # set when the conversation ends here instead (the turn, if any, is written but not voiced)
+    note: str = ""  # set when the conversation ends here instead
 
 
 class _TurnProducer:
@@ -338,7 +345,7 @@ class _TurnProducer:
         self._itt: tree.InteractiveTalkingTree | None = None
         self._n = 0
         self._go = threading.Event()  # set by `begin` or `stop`
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # _TurnPlan, (fraction, message) or an exception
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # _Written, _TurnPlan, (fraction, message), exception
         self._room = threading.Semaphore(self.AHEAD)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="warmchat-turns", daemon=True)
@@ -352,13 +359,13 @@ class _TurnProducer:
         self._source, self._itt, self._n = source, itt, n_turns
         self._go.set()
 
-    def next(self, progress: Progress) -> _TurnPlan:
-        """The next turn (waits for it), relaying progress messages sent meanwhile; re-raises the thread's error."""
+    def next(self, progress: Progress) -> _Written | _TurnPlan:
+        """The next line or plan (waits for it), relaying progress messages meanwhile; re-raises the thread's error."""
         while True:
             item = self._queue.get()
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, _TurnPlan):
+            if isinstance(item, _Written | _TurnPlan):
                 return item
             progress(*item)
 
@@ -418,8 +425,9 @@ class _TurnProducer:
                 try:
                     turn = next(self._source)
                 except StopIteration:  # a backend that wrote fewer lines than it announced
-                    self._queue.put(_TurnPlan(None, note=f"the dialogue ended after {i} turns"))
+                    self._queue.put(_TurnPlan(note=f"the dialogue ended after {i} turns"))
                     return
+            self._queue.put(_Written(turn))
             self.send((i + 0.1) / n_turns, f"voicing turn {i + 1}/{n_turns}")
             with _stage(times, "speech"):
                 utterances.append(speech.voice_turn(turn, i, voices[turn.speaker], seed=cfg.seed, config=cfg.speech))
@@ -432,7 +440,7 @@ class _TurnProducer:
                     f"stopped after {i} turns: turn {i + 1} would pass the limit of {cfg.limits.speech_s:g} s per "
                     "conversation"
                 )
-                self._queue.put(_TurnPlan(turn, note=note))
+                self._queue.put(_TurnPlan(note=note))
                 return
             with _stage(times, "tree+plot"):
                 itt.set_times(clock)
@@ -442,5 +450,5 @@ class _TurnProducer:
                     p: motion.build_motion(p, clock, utterances, emotion[p], cfg.motion, params[p], done, end)
                     for p in ("A", "B")
                 }
-            self._queue.put(_TurnPlan(turn, clock, tracks, end))
+            self._queue.put(_TurnPlan(clock, tracks, end))
             done = end
