@@ -175,16 +175,6 @@ def voices_for(cfg: SpeechConfig) -> dict[str, str]:
     return {"A": cfg.voice_a, "B": cfg.voice_b}
 
 
-def load_voices(cfg: SpeechConfig) -> None:
-    """Load the offline engines of the configured voices now (at start-up, beside other work), not at line one."""
-    if cfg.backend != "offline":
-        return
-    from warmchat.speech import offline
-
-    for voice in sorted(set(voices_for(cfg).values()) & set(VOICES)):
-        offline.load_hibari() if VOICES[voice].engine == "hibari" else offline.load_piper()
-
-
 def check_voices(cfg: SpeechConfig) -> None:
     """Raise InputError naming the person whose voice the backend does not know (or BackendUnavailable early)."""
     backend = make_backend(cfg)
