@@ -314,3 +314,35 @@ def test_openai_backend_explains_a_rejected_key_without_echoing_it(tts_server, t
     assert "sk-wrong-secret" not in str(info.value) and "sk-wrong-secret" not in repr(cfg)
     with pytest.raises(BackendUnavailable, match="needs an API key"):
         speech.check_voices(SpeechConfig(backend="openai", openai_api_key=""))
+
+
+@pytest.mark.parametrize("fps", [25, 4])  # at 4 fps a frame's padding is longer than the shortest pause
+def test_timelines_handed_out_never_change_and_match_one_concatenation(fps):
+    from warmchat.schema import Utterance
+    from warmchat.timeline import TimelineBuilder
+
+    rng = np.random.default_rng(0)
+    turns = [Turn("AB"[i % 2], "x", "surprised", 1.0) for i in range(6)]
+    utts = [
+        Utterance(rng.uniform(0.2, 1, int(rng.integers(1000, 30000))).astype(np.float32), 24000, "x", "v")
+        for _ in turns
+    ]
+    builder, handed, copies = TimelineBuilder(24000, fps), [], []
+    for i, (turn, utt) in enumerate(zip(turns, utts, strict=True)):
+        builder.add(turn, utt)
+        clock = builder.finish() if i == len(turns) - 1 else builder.timeline()
+        handed.append(clock)
+        copies.append(clock.audio.copy())
+    for clock, copy in zip(handed, copies, strict=True):
+        np.testing.assert_array_equal(clock.audio, copy)  # later turns did not write into earlier views
+    whole = build_timeline(turns, utts, 24000, fps)
+    np.testing.assert_array_equal(handed[-1].audio, whole.audio)
+    assert handed[-1].segments == whole.segments
+    pieces = [np.zeros(int(0.4 * 24000), np.float32)]
+    for k, (seg, utt) in enumerate(zip(whole.segments, utts, strict=True)):
+        if k:
+            pieces.append(np.zeros(round(seg.start * 24000) - sum(map(len, pieces)), np.float32))
+        pieces.append(utt.audio)
+    audio = np.concatenate(pieces)
+    np.testing.assert_array_equal(whole.audio[: len(audio)], audio)
+    assert not whole.audio[len(audio) :].any()

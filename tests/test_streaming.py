@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
+import numpy as np
 from conftest import EXAMPLES, decode_video, probe
 
 from warmchat import WarmChatConfig
@@ -60,3 +62,67 @@ def test_stopping_after_the_first_turn_keeps_it(tmp_path):
     assert [n["text"] for n in tree["nodes"][1:]] == ["Good morning!"]
     assert output_paths(out)["timeline_png"].is_file()
     assert not any(isinstance(e, (TurnWritten, Finished)) for e in events)  # the generator is closed
+
+
+FIVE = SCRIPT + "\nB [surprised]: A big one? It is only seven.\nA [happy]: Seven is late enough for me."
+
+
+def test_pipelined_video_has_exactly_the_frames_of_a_sequential_single_pass(tmp_path, monkeypatch):
+    """Turns made in a thread ahead of the renderer, A and B rendered at once: the frames sent to the encoder are
+    bit for bit those of one sequential pass (whole-conversation motion, one face after the other)."""
+    from warmchat import compose, face, motion, speech, timeline, tree
+    from warmchat.render import make_renderer
+
+    sent = []
+    write = compose.VideoWriter.write
+    monkeypatch.setattr(
+        compose.VideoWriter, "write", lambda self, frame: (sent.append(frame.copy()), write(self, frame))
+    )
+    cfg = _config()
+    portraits = (EXAMPLES / "astronaut.png", EXAMPLES / "grace_hopper.jpg")
+    events = list(iter_generate(*portraits, emotion_a="happy", script=FIVE, out=tmp_path / "c.mp4", config=cfg))
+    turns = [e.turn for e in events if isinstance(e, TurnWritten)]
+
+    utterances = speech.voice_turns(turns, speech.voices_for(cfg.speech), cfg.seed, cfg.speech)
+    clock = timeline.build_timeline(turns, utterances, cfg.speech.sample_rate, cfg.compose.fps)
+    itt = tree.build_tree("", "happy", "neutral", turns, cfg.tree)
+    itt.set_times(clock)
+    curves = itt.emotion_curves(clock)
+    rngs = np.random.default_rng(cfg.seed).spawn(2)
+    frames = {}
+    for i, p in enumerate("AB"):
+        track = motion.build_motion(
+            p, clock, utterances, curves[p], cfg.motion, motion.draw_person_motion(rngs[i], cfg.motion)
+        )
+        rig = face.build_rig(portraits[i], p, cfg.face)
+        frames[p] = make_renderer(rig, "cpu").render_batch(track.expression, track.pose)
+    captioner = compose.Captioner(2 * cfg.face.size, turns, {"A": "Alex", "B": "Sam"})  # the default names
+    assert len(sent) == clock.n_frames
+    for f in range(clock.n_frames):
+        seg = clock.segment_at(f / clock.fps)
+        expected = compose.compose_frame(frames["A"][f], frames["B"][f], captioner.strip(seg and seg.turn_index))
+        assert np.array_equal(sent[f], expected), f"frame {f} differs"
+
+
+def test_turns_are_made_at_most_two_ahead_of_the_video(tmp_path, monkeypatch):
+    """Memory stays bounded: the thread making turns waits for the renderer instead of running ahead."""
+    from warmchat import pipeline
+
+    made = []
+    build = pipeline.motion.build_motion
+    monkeypatch.setattr(
+        pipeline.motion,
+        "build_motion",
+        lambda p, *a, **k: (made.append(p) if p == "A" else None, build(p, *a, **k))[1],
+    )
+    for event in iter_generate(
+        EXAMPLES / "astronaut.png",
+        EXAMPLES / "grace_hopper.jpg",
+        script=FIVE,
+        out=tmp_path / "c.mp4",
+        config=_config(),
+    ):
+        if isinstance(event, SegmentRendered):
+            time.sleep(0.5)  # a slow consumer: the producer must not race to the end meanwhile
+            assert len(made) <= event.index + 3, (event.index, len(made))
+    assert len(made) == 5

@@ -184,3 +184,44 @@ def test_valence_arousal_curves_follow_the_arc():
     assert va[45, 0] > 0.3  # after the happy line: positive valence ...
     assert va[99, 0] < va[45, 0]  # ... pulled down by the sad one
     assert max(abs(v) for pair in VALENCE_AROUSAL.values() for v in pair) <= 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(turn_st, st.floats(0.15, 0.6), st.floats(0.05, 3.0)), min_size=1, max_size=8),
+    st.sampled_from([5, 24, 25, 30]),
+)
+def test_curves_grown_turn_by_turn_equal_the_whole_clock_bit_for_bit(turns, fps):
+    """The pipeline's per-turn update costs only the new frames and gives exactly `emotion_curves`."""
+    from warmchat.tree import EmotionCurves
+
+    tree = InteractiveTalkingTree("t", "happy", "sad")
+    grown = EmotionCurves(tree)
+    segments, t = [], 0.4
+    for i, (turn, gap, length) in enumerate(turns):
+        tree.add_turn(turn)
+        start = t + (gap if i else 0.0)
+        segments.append(Segment(i, turn.speaker, start, start + length))
+        t = start + length
+        n_frames = int(np.ceil(t * fps))
+        clock = Timeline(np.zeros(round(n_frames * 24000 / fps), np.float32), 24000, fps, list(segments))
+        got, whole = grown.update(clock), tree.emotion_curves(clock)
+        want = _curves_by_masks(tree, n_frames, fps, [(s.start, s.end) for s in segments])
+        for person in "AB":
+            assert got[person].shape == want[person].shape
+            np.testing.assert_array_equal(got[person], want[person])
+            np.testing.assert_array_equal(whole[person], want[person])
+
+
+def _curves_by_masks(tree: InteractiveTalkingTree, n_frames: int, fps: int, spans: list) -> dict:
+    """The documented curve, computed the plain way: every turn paints all frames from its start on, in order."""
+    path, t, curves = tree.active_path(), np.arange(n_frames) / fps, {}
+    for person in "AB":
+        values = [tree.cumulative_emotion(person, None)] + [tree.cumulative_emotion(person, n.id) for n in path]
+        out = np.repeat(values[0][None], n_frames, axis=0)
+        for i, (start, end) in enumerate(spans):
+            x = np.clip((t - start) / max(end - start, 1e-3), 0.0, 1.0)
+            ease = (x * x * (3 - 2 * x))[:, None]
+            out[t >= start] = (values[i] + (values[i + 1] - values[i]) * ease)[t >= start]
+        curves[person] = out
+    return curves

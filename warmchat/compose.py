@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from warmchat.loading import load_once
-from warmchat.schema import MotionTrack, Timeline, Turn
+from warmchat.schema import MotionTrack, Segment, Timeline, Turn
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +52,22 @@ class VideoWriter:
     else MP4 with the index at the front so browsers start playing at once.
     """
 
-    def __init__(self, path: Path, width: int, height: int, fps: int, audio_wav: Path, crf: int = 20):
+    def __init__(
+        self, path: Path, width: int, height: int, fps: int, audio_wav: Path, crf: int = 20, preset: str = "veryfast"
+    ):
         self.path = Path(path)
         container = ["-f", "mpegts"] if self.path.suffix == ".ts" else ["-movflags", "+faststart"]
         cmd = [
             ffmpeg_exe(), *"-y -loglevel error -f rawvideo -pix_fmt rgb24".split(),
             *["-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-i", str(audio_wav)],
-            *f"-c:v libx264 -preset veryfast -bf 0 -crf {crf} -pix_fmt yuv420p -c:a aac -b:a 128k".split(),
+            *f"-c:v libx264 -preset {preset} -bf 0 -crf {crf} -pix_fmt yuv420p -c:a aac -b:a 128k".split(),
             *container, str(self.path),
         ]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
-        self._proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        self._proc.stdin.write(memoryview(np.ascontiguousarray(frame, dtype=np.uint8)).cast("B"))
         self.frames += 1
 
     def close(self) -> None:
@@ -94,13 +96,24 @@ class _Stopped(Exception):
 
 @dataclass
 class SegmentWriter:
-    """Renders frame ranges of both faces, side by side with captions, into playable MPEG-TS segments."""
+    """Renders frame ranges of both faces, side by side with captions, into playable MPEG-TS segments.
+
+    With `workers` = 2, faces A and B render at the same time in two threads (the CPU warp's kernels release the
+    GIL), and batch k+1 renders while batch k is handed to ffmpeg, so neither core waits for the other. Each
+    renderer still draws its frames one call at a time and in order, so the frames are exactly those of a
+    sequential render.
+    """
 
     renderers: dict  # "A"/"B" -> a renderer (`render_batch(expression, pose) -> (N, S, S, 3) uint8`)
     captioner: Captioner | None
     size: int
     crf: int
     batch_frames: int = 48  # frames per render call: the diffusion renderer makes one GPU call per batch
+    workers: int = 0  # render threads: 0 renders in the caller's thread (e.g. a GPU renderer), 2 = A and B at once
+    preset: str = "veryfast"  # x264 preset (see README, Speed)
+
+    def __post_init__(self) -> None:
+        self._pool = None
 
     def write(
         self,
@@ -121,29 +134,72 @@ class SegmentWriter:
         height = self.size + (CAPTION_H if self.captioner else 0)
         samples_per_frame = clock.sample_rate / clock.fps
         audio = clock.audio[round(start * samples_per_frame) : round(end * samples_per_frame)]
+        step = max(1, self.batch_frames)
+        batches = [slice(k0, min(k0 + step, end - start)) for k0 in range(0, end - start, step)]
+        frame = np.empty((height, 2 * self.size, 3), np.uint8)  # one frame assembled in place, written as is
+        pending = None
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 wav = Path(tmp) / "segment.wav"
                 write_wav(wav, audio, clock.sample_rate)
-                with VideoWriter(path, 2 * self.size, height, clock.fps, wav, self.crf) as writer:
-                    step = max(1, self.batch_frames)
-                    for k0 in range(0, end - start, step):
+                with VideoWriter(path, 2 * self.size, height, clock.fps, wav, self.crf, self.preset) as writer:
+                    for b, rows in enumerate(batches):
                         if should_stop():
                             raise _Stopped
-                        rows = slice(k0, min(k0 + step, end - start))
-                        faces = {
-                            p: self.renderers[p].render_batch(tracks[p].expression[rows], tracks[p].pose[rows])
-                            for p in "AB"
-                        }
+                        faces = self._collect(pending) if pending else self._render(tracks, rows)
+                        # Start the next batch before encoding this one: rendering and ffmpeg overlap.
+                        pending = (
+                            self._submit(tracks, batches[b + 1]) if self.workers and b + 1 < len(batches) else None
+                        )
                         for i, k in enumerate(range(rows.start, rows.stop)):
-                            seg = clock.segment_at((start + k) / clock.fps)
-                            caption = self.captioner.strip(seg.turn_index if seg else None) if self.captioner else None
-                            writer.write(compose_frame(faces["A"][i], faces["B"][i], caption))
+                            said = _speaking_turn(clock.segments, (start + k) / clock.fps)
+                            caption = self.captioner.strip(said) if self.captioner else None
+                            writer.write(compose_frame(faces["A"][i], faces["B"][i], caption, out=frame))
                         progress(rows.stop / max(end - start, 1))
         except _Stopped:
             Path(path).unlink(missing_ok=True)
             return False
+        finally:
+            if pending:  # never leave a renderer busy behind the next call (its own error, if any, is moot)
+                from concurrent.futures import wait
+
+                wait(pending.values())
         return True
+
+    def close(self) -> None:
+        """Stop the render threads (the writer cannot be used afterwards)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _render(self, tracks: dict[str, MotionTrack], rows: slice) -> dict[str, np.ndarray]:
+        if self.workers:
+            return self._collect(self._submit(tracks, rows))
+        return {p: self.renderers[p].render_batch(tracks[p].expression[rows], tracks[p].pose[rows]) for p in "AB"}
+
+    def _submit(self, tracks: dict[str, MotionTrack], rows: slice) -> dict:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="warmchat-render")
+        return {
+            p: self._pool.submit(self.renderers[p].render_batch, tracks[p].expression[rows], tracks[p].pose[rows])
+            for p in "AB"
+        }
+
+    @staticmethod
+    def _collect(futures: dict) -> dict[str, np.ndarray]:
+        return {p: f.result() for p, f in futures.items()}
+
+
+def _speaking_turn(segments: list[Segment], t: float) -> int | None:
+    """`Timeline.segment_at(t).turn_index` for the newest frames in O(1): segments are searched from the end."""
+    for seg in reversed(segments):
+        if t >= seg.end:
+            return None  # later segments start after t, earlier ones end before this one starts
+        if t >= seg.start:
+            return seg.turn_index
+    return None
 
 
 def join_segments(segments: list[Path], audio_wav: Path, out: Path, fps: int) -> Path:
@@ -204,10 +260,22 @@ class Captioner:
         return np.asarray(img)
 
 
-def compose_frame(face_a: np.ndarray, face_b: np.ndarray, caption: np.ndarray | None) -> np.ndarray:
-    """(H, 2W [+ caption], 3) frame: A on the left, B on the right, the caption strip below."""
-    row = np.concatenate([face_a, face_b], axis=1)
-    return row if caption is None else np.concatenate([row, caption], axis=0)
+def compose_frame(
+    face_a: np.ndarray, face_b: np.ndarray, caption: np.ndarray | None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """(H [+ caption], 2W, 3) frame: A on the left, B on the right, the caption strip below.
+
+    Args:
+        out: a frame of that shape to fill instead of allocating one (frames are written out one at a time).
+    """
+    s, w = face_a.shape[0], face_a.shape[1]
+    height = s + (0 if caption is None else caption.shape[0])
+    frame = np.empty((height, 2 * w, 3), np.uint8) if out is None else out
+    frame[:s, :w] = face_a
+    frame[:s, w:] = face_b
+    if caption is not None:
+        frame[s:] = caption
+    return frame
 
 
 def _srt_time(t: float) -> str:

@@ -42,20 +42,22 @@ class TimelineBuilder:
     """Places turns on one clock as they arrive: lead-in, a pause before each reply, then a tail at `finish()`.
 
     The audio is padded to whole video frames so audio and video end together. Appending a turn never changes
-    the samples already placed, so frames rendered from an earlier state stay valid.
+    the samples already placed, so frames rendered from an earlier state stay valid. Audio goes into one buffer
+    that grows geometrically and each `timeline()` is a view of it, so a turn costs the same however long the
+    conversation already is.
     """
 
     def __init__(self, sample_rate: int = 24000, fps: int = 25):
         self.sample_rate, self.fps = sample_rate, fps
-        self._pieces = [np.zeros(int(LEAD_IN_S * sample_rate), np.float32)]
-        self._samples = len(self._pieces[0])
+        self._audio = np.zeros(max(int(LEAD_IN_S * sample_rate), 1), np.float32)  # zeros past `_samples`
+        self._samples = int(LEAD_IN_S * sample_rate)
+        self._shared = 0  # samples (incl. padding) visible through timelines already handed out: never rewritten
         self.segments: list[Segment] = []
 
     def add(self, turn: Turn, utterance: Utterance) -> Segment:
         """Append one voiced turn; returns where it sits on the clock."""
         if self.segments:
-            gap = np.zeros(int(turn_gap(turn.emotion, turn.intensity) * self.sample_rate), np.float32)
-            self._append(gap)
+            self._append(np.zeros(int(turn_gap(turn.emotion, turn.intensity) * self.sample_rate), np.float32))
         audio = resample(utterance.audio, utterance.sample_rate, self.sample_rate)
         start = self._samples / self.sample_rate
         self._append(audio)
@@ -71,17 +73,30 @@ class TimelineBuilder:
         return self.timeline()
 
     def timeline(self) -> Timeline:
-        """The conversation so far, padded to whole frames."""
-        audio = np.concatenate(self._pieces) if len(self._pieces) > 1 else self._pieces[0]
-        self._pieces = [audio]
+        """The conversation so far, padded to whole frames (a view: later turns never change it)."""
         samples_per_frame = self.sample_rate / self.fps
-        n_frames = int(np.ceil(len(audio) / samples_per_frame))
-        audio = np.pad(audio, (0, round(n_frames * samples_per_frame) - len(audio)))
-        return Timeline(audio=audio, sample_rate=self.sample_rate, fps=self.fps, segments=list(self.segments))
+        n_frames = int(np.ceil(self._samples / samples_per_frame))
+        padded = round(n_frames * samples_per_frame)
+        self._reserve(padded)
+        self._shared = max(self._shared, padded)
+        return Timeline(
+            audio=self._audio[:padded], sample_rate=self.sample_rate, fps=self.fps, segments=list(self.segments)
+        )
 
     def _append(self, audio: np.ndarray) -> None:
-        self._pieces.append(audio)
-        self._samples += len(audio)
+        end = self._samples + len(audio)
+        # Writing over the zero padding of a timeline already handed out would change it: move to a new buffer.
+        self._reserve(end, fresh=self._samples < self._shared and audio.any())
+        self._audio[self._samples : end] = audio
+        self._samples = end
+
+    def _reserve(self, n: int, fresh: bool = False) -> None:
+        if n <= len(self._audio) and not fresh:
+            return
+        grown = np.zeros(max(n, 2 * len(self._audio)), np.float32)
+        grown[: self._samples] = self._audio[: self._samples]
+        self._audio = grown
+        self._shared = 0
 
 
 def segment_end_frame(clock: Timeline, segment: Segment, last: bool) -> int:

@@ -162,20 +162,20 @@ class InteractiveTalkingTree:
         During turn i (spoken over `spans[i]`, seconds) the value moves smoothly from E(after turn i-1) to
         E(after turn i): feelings shift while the line is being said, not in a jump at its end.
         """
-        path = self.active_path()
-        t = np.arange(n_frames) / fps
+        values = self._turn_values(len(spans))
         curves = {}
         for person in ("A", "B"):
-            values = [self.cumulative_emotion(person, None)] + [self.cumulative_emotion(person, n.id) for n in path]
-            out = np.repeat(values[0][None], len(t), axis=0)
-            for i, (start, end) in enumerate(spans):
-                before, after = values[i], values[i + 1]
-                x = np.clip((t - start) / max(end - start, 1e-3), 0.0, 1.0)
-                ease = (x * x * (3 - 2 * x))[:, None]
-                mask = t >= start
-                out[mask] = (before + (after - before) * ease)[mask]
-            curves[person] = out
+            curves[person] = np.empty((n_frames, len(EMOTIONS)))
+            _fill_curve(curves[person], 0, fps, spans, values[person])
         return curves
+
+    def _turn_values(self, n: int, first: int = 0) -> dict[str, list[np.ndarray]]:
+        """E_person before any turn (k = 0) and after each of the first n active turns (k = 1..n), for k >= first."""
+        path = self.active_path()
+        return {
+            person: [self.cumulative_emotion(person, path[k - 1].id if k else None) for k in range(first, n + 1)]
+            for person in ("A", "B")
+        }
 
     def valence_arousal_curves(self, timeline: Timeline) -> dict[str, np.ndarray]:
         """Per-frame (valence, arousal) of both people, (T, 2) each in [-1, 1], from `emotion_curves`."""
@@ -224,6 +224,67 @@ class InteractiveTalkingTree:
     @classmethod
     def load(cls, path: Path) -> InteractiveTalkingTree:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+class EmotionCurves:
+    """`emotion_curves` of a conversation that grows turn by turn, computing only the frames each turn adds.
+
+    Frame f depends only on the turns that start at or before it, so frames already computed keep their values
+    when a turn is added (the earlier turns must not get new takes in between). The result is exactly
+    `tree.emotion_curves(timeline)`, at a cost per turn that does not grow with the conversation.
+    """
+
+    def __init__(self, tree: InteractiveTalkingTree):
+        self.tree = tree
+        self._n = 0  # frames computed
+        self._spans: list[tuple[float, float]] = []
+        self._values: dict[str, list[np.ndarray]] = {"A": [], "B": []}  # E before / after each turn
+        self._curves = {p: np.empty((0, len(EMOTIONS))) for p in ("A", "B")}
+
+    def update(self, timeline: Timeline) -> dict[str, np.ndarray]:
+        """(T, 8) per-frame cumulative emotion of both people over `timeline` (a later state of the same clock)."""
+        n, fps = timeline.n_frames, timeline.fps
+        spans = [(seg.start, seg.end) for seg in timeline.segments]
+        known = len(self._spans)
+        if spans[:known] != self._spans:
+            raise ValueError("the conversation's earlier turns moved: start a new EmotionCurves")
+        fresh = self.tree._turn_values(len(spans), first=len(self._values["A"]))
+        for person in ("A", "B"):
+            self._values[person] += fresh[person]
+        lo = self._n
+        if len(spans) > known:  # frames from the first new turn's start on may change
+            lo = min(lo, max(int(np.floor(spans[known][0] * fps)) - 1, 0))
+        self._spans = spans
+        for person in ("A", "B"):
+            buf = self._curves[person]
+            if len(buf) < n:  # grow geometrically: appending a turn costs O(its frames), not O(all frames)
+                grown = np.empty((max(n, 2 * len(buf)), len(EMOTIONS)))
+                grown[:lo] = buf[:lo]
+                self._curves[person] = buf = grown
+            _fill_curve(buf[lo:n], lo, fps, spans, self._values[person])
+        self._n = n
+        return {p: self._curves[p][:n] for p in ("A", "B")}
+
+
+def _fill_curve(
+    out: np.ndarray, first: int, fps: int, spans: list[tuple[float, float]], values: list[np.ndarray]
+) -> None:
+    """Write frames [first, first + len(out)) of one person's eased curve into `out`, (n, 8).
+
+    `values[k]` is E before any turn (k = 0) and after turn k; a frame takes the value of the last turn that starts
+    at or before it (spans in order), eased from `values[i]` to `values[i + 1]` over the turn's span. Each frame is
+    computed once: O(frames + turns).
+    """
+    t = np.arange(first, first + len(out)) / fps
+    bounds = np.searchsorted(t, [start for start, _ in spans], side="left")  # each turn's first frame
+    out[: bounds[0] if len(spans) else len(t)] = values[0]
+    for i, (start, end) in enumerate(spans):
+        lo, hi = bounds[i], bounds[i + 1] if i + 1 < len(spans) else len(t)
+        if hi <= lo:
+            continue
+        x = np.clip((t[lo:hi] - start) / max(end - start, 1e-3), 0.0, 1.0)
+        ease = (x * x * (3 - 2 * x))[:, None]
+        out[lo:hi] = values[i] + (values[i + 1] - values[i]) * ease
 
 
 def build_tree(
