@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import queue
 import shutil
 import tempfile
 import threading
@@ -31,6 +33,7 @@ PERSON_NAMES = ("portrait_a", "name_a", "emotion_a", "portrait_b", "name_b", "em
 INPUT_NAMES = PERSON_NAMES + SETTING_NAMES  # the generate endpoint's inputs, in order
 FIELD_TITLES = {"portrait_a": "Portrait A", "portrait_b": "Portrait B", "script": "Script", "topic": "Topic",
                 "turns": "Turns", "emotion_a": "Emotion A", "emotion_b": "Emotion B"}  # fmt: skip
+POLL_S = 0.5  # the longest the handler waits without a step (see _in_thread)
 _STOPS: dict[str, threading.Event] = {}  # session -> its running request's stop flag
 
 
@@ -146,8 +149,11 @@ def _stream(out: Outputs, can_stream: bool, request, progress, v: dict, events: 
         out_dir = _new_output_dir()
         yield {**clear, out.live: gr.Video(value=None, visible=can_stream), out.video: None, out.transcript: "",
                out.files: None, out.status: "Starting…"}  # fmt: skip
-        for event in events(cfg, out_dir, names, lambda f, m: progress(f, desc=m), stop.is_set):
-            if isinstance(event, TurnWritten):
+        work = lambda: events(cfg, out_dir, names, lambda f, m: progress(f, desc=m), stop.is_set)  # noqa: E731
+        for event in _in_thread(work, stop):
+            if event is None:  # nothing new yet: a step that changes nothing
+                yield {out.status: gr.skip()}
+            elif isinstance(event, TurnWritten):
                 lines.append(event.turn)
                 yield {out.transcript: _transcript(lines, names)}
             elif isinstance(event, Notice) and event.field:
@@ -179,6 +185,49 @@ def _stream(out: Outputs, can_stream: bool, request, progress, v: dict, events: 
     finally:
         if session:
             _STOPS.pop(session, None)
+
+
+def _in_thread(make_events: Callable[[], Iterator], stop: threading.Event) -> Iterator:
+    """The pipeline's events, made in a thread of their own; None every `POLL_S` while none is due.
+
+    Gradio cancels a request (a visitor leaving, the API's cancel) only between two steps of its handler, so the
+    handler must never block for a whole turn's render. When the handler is closed part-way, the pipeline is asked
+    to stop at its next check.
+    """
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    end = object()
+
+    def run() -> None:
+        try:
+            for event in make_events():
+                events.put(event)
+            events.put(end)
+        except BaseException as exc:  # handed to the request's thread, which reports it
+            events.put(_Failure(exc))
+
+    # The copied context carries Gradio's per-request progress tracker into the thread.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="warmchat-request", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item = events.get(timeout=POLL_S)
+            except queue.Empty:
+                yield None
+                continue
+            if item is end:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        if thread.is_alive():  # closed early (cancelled): let the pipeline wind down on its own
+            stop.set()
+
+
+@dataclass
+class _Failure:
+    exc: BaseException
 
 
 def _explain(exc: Exception, written: int, secrets: tuple[str, ...]) -> str:
