@@ -12,8 +12,8 @@ from pathlib import Path
 
 from warmchat.config import DialogueConfig, LimitsConfig
 from warmchat.dialogue.base import DialogueBackend, TurnRequest, emotion_from_text
-from warmchat.dialogue.llamacpp import LlamaCppChatBackend, engine_available, load_llamacpp, resolve_gguf
 from warmchat.dialogue.hygiene import clean_generated, non_latin, repetitive, too_similar, words
+from warmchat.dialogue.llamacpp import LlamaCppChatBackend, engine_available, load_llamacpp, resolve_gguf
 from warmchat.emotions import dominant
 from warmchat.errors import BackendUnavailable
 from warmchat.loading import load_once
