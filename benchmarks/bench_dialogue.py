@@ -169,8 +169,8 @@ def main() -> None:
         results.append(result)
         dump[label] = [asdict(c) for c in conversations]
         print(json.dumps(result), file=sys.stderr, flush=True)
-    if args.lines:
-        args.lines.write_text(json.dumps(dump, indent=1))
+        if args.lines:  # after every backend: a later one failing loses nothing
+            args.lines.write_text(json.dumps(dump, indent=1))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{args.topics} topics x {args.seeds} seeds x {args.turns} turns per backend\n")
     cols = [

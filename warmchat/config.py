@@ -56,8 +56,15 @@ class DialogueConfig:
 @dataclass
 class SpeechConfig:
     backend: TTSBackendName = "offline"  # "offline": bundled voices; "openai": an OpenAI-compatible TTS server
-    voice_a: str = "hibari"  # offline voices: "hibari" (female), "piper-joe" (male)
+    # Offline voices: "hibari" (female) and "piper-joe" (male), each also "-low"/"-bright" or "-deep"/"-light".
+    voice_a: str = "hibari"
     voice_b: str = "piper-joe"
+    # Each person's own pitch (semitones, -6..6) and speaking rate (0.75..1.33) on top of the offline voice, so two
+    # people with the same voice still sound like two people.
+    pitch_a: float = 0.0
+    pitch_b: float = 0.0
+    rate_a: float = 1.0
+    rate_b: float = 1.0
     openai_voice_a: str = "coral"  # voices for the openai backend (alloy, ash, coral, echo, nova, onyx, sage, ...)
     openai_voice_b: str = "onyx"
     openai_model: str = "gpt-4o-mini-tts"  # gpt-4o-mini-tts follows emotion instructions; tts-1 only takes a speed
@@ -213,6 +220,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "voice_b": ("speech", "voice_b"),
     "openai_voice_a": ("speech", "openai_voice_a"),
     "openai_voice_b": ("speech", "openai_voice_b"),
+    "pitch_a": ("speech", "pitch_a"),
+    "pitch_b": ("speech", "pitch_b"),
+    "rate_a": ("speech", "rate_a"),
+    "rate_b": ("speech", "rate_b"),
+    "local_model": ("dialogue", "local_model"),
 }
 
 
