@@ -104,6 +104,10 @@ def configurations(only: str, ggufs: list[str]) -> list[tuple[str, object]]:
             for style in ("transcript", "json"):
                 cfg = DialogueConfig(local_model=gguf, local_engine="llamacpp", local_prompt=style)
                 out.append((f"llamacpp {style} {name}", cfg))
+            cfg = DialogueConfig(
+                local_model=gguf, local_engine="llamacpp", local_prompt="transcript", topic_anchor=False
+            )
+            out.append((f"llamacpp transcript-unanchored {name}", cfg))
         cfg = DialogueConfig(local_model=gguf, local_engine="transformers", local_prompt="transcript")
         out.append((f"transformers transcript {name}", cfg))
     if os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):

