@@ -22,7 +22,7 @@ import numpy as np
 from warmchat.dialogue.hygiene import too_similar, words
 
 # Calibrated by `calibrate_threshold` on data/dialogue_on_topic.tsv (README, docs/dialogue.md).
-ON_TOPIC_THRESHOLD = 0.30
+ON_TOPIC_THRESHOLD = 0.246
 ON_TOPIC_LABELS = Path(__file__).resolve().parents[2] / "data" / "dialogue_on_topic.tsv"
 
 # Common English first names: a line using one that is neither person's name has lost track of who is who.
