@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import threading
+from itertools import pairwise
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -46,7 +47,7 @@ def test_transcript_style_streams_each_line_as_it_is_written_and_is_deterministi
         assert len(mine) >= 3  # token by token, not the finished line at once
         # The text grows while one attempt is written, and the kept line is one of the streamed attempts.
         assert any(turn.text.split()[0] in text and turn.text.split()[-1].strip(".!?") in text for text in mine)
-        restarts = sum(not later.startswith(earlier) for earlier, later in zip(mine, mine[1:]))
+        restarts = sum(not later.startswith(earlier) for earlier, later in pairwise(mine))
         assert restarts <= LocalBackend.attempts - 1  # each attempt only grows; a rejected one is started over
     again = generate_dialogue("the new bakery", "happy", "neutral", cfg, seed=2, names=NAMES, backend=backend)
     assert [t.text for t in again] == [t.text for t in turns]
@@ -178,4 +179,4 @@ def test_openai_backend_streams_the_line_as_it_arrives():
     assert server.streamed_requests == 1
     assert turns[0].text == "Honestly, the lake at sunrise is worth the early start." and turns[0].emotion == "happy"
     assert len(streamed) >= 5 and streamed[-1] == turns[0].text
-    assert all(b.startswith(a) for a, b in zip(streamed, streamed[1:]))  # it only ever grows
+    assert all(b.startswith(a) for a, b in pairwise(streamed))  # it only ever grows
