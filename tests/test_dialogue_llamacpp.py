@@ -6,8 +6,8 @@ import json
 import logging
 import shutil
 import threading
-from itertools import pairwise
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 
 import pytest
 
