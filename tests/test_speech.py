@@ -47,6 +47,57 @@ def test_two_distinct_voices():
     assert abs(levels[0] - levels[1]) < 1.0
 
 
+def _median_f0(utt: Utterance) -> float:
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(utt.audio, fmin=55, fmax=450, sr=utt.sample_rate, frame_length=1024)
+    return float(np.nanmedian(f0[voiced]))
+
+
+def _timbre(utt: Utterance) -> np.ndarray:
+    """(19,) mean MFCCs 1..19 over the voiced-level frames: the spectral envelope, loudness (c0) left out."""
+    import librosa
+
+    mfcc = librosa.feature.mfcc(y=utt.audio, sr=utt.sample_rate, n_mfcc=20)  # (20, F)
+    level = librosa.feature.rms(y=utt.audio)[0][: mfcc.shape[1]]
+    return mfcc[1:, level > level.max() * 0.1].mean(axis=1)
+
+
+@pytest.mark.parametrize("pair", [("hibari", "hibari-low"), ("piper-joe", "piper-joe-deep")])
+def test_two_people_of_the_same_sex_get_distinguishable_natural_voices(pair):
+    cfg = _cfg(cache=False)
+    a, b = (synthesize(LINE, v, config=cfg) for v in pair)
+    retake = synthesize(LINE, pair[0], seed=1, config=cfg)  # the same voice, another take: the noise floor
+    assert speech.VOICES[pair[0]].gender == speech.VOICES[pair[1]].gender
+    # Pitch: about the preset's shift (pYIN median F0), far beyond a retake's wobble.
+    semitones = 12 * np.log2(_median_f0(b) / _median_f0(a))
+    assert abs(semitones - speech.VOICES[pair[1]].style.semitones) < 1.0, semitones
+    assert abs(12 * np.log2(_median_f0(retake) / _median_f0(a))) < 0.7
+    # Timbre: the spectral envelope moves (a longer vocal tract), far more than between two takes.
+    assert np.linalg.norm(_timbre(a) - _timbre(b)) > 2 * np.linalg.norm(_timbre(a) - _timbre(retake))
+    # Natural: no clipping, same loudness, a plausible length, timings to the end of the audio.
+    for utt in (a, b):
+        assert np.abs(utt.audio).max() < 0.99 and np.mean(np.abs(utt.audio) > 0.95) < 1e-4
+        assert abs(utt.duration - a.duration) < 0.25 * a.duration
+        assert utt.words[-1][0] == "morning" and abs(utt.phonemes[-1][2] - utt.duration) < 0.05
+
+
+def test_each_person_has_their_own_pitch_and_rate():
+    turn = Turn("B", LINE, "neutral", 0.0)
+    plain = speech.voice_turn(turn, 0, "hibari", config=_cfg(cache=False))
+    own = speech.voice_turn(turn, 0, "hibari", config=_cfg(cache=False, pitch_b=4.0, rate_b=1.2))
+    other_person = speech.voice_turn(Turn("A", LINE, "neutral", 0.0), 0, "hibari", config=_cfg(pitch_b=4.0))
+    assert abs(12 * np.log2(_median_f0(own) / _median_f0(plain)) - 4.0) < 1.0
+    assert own.duration < plain.duration / 1.05  # faster (hibari rounds its phoneme durations to 25 ms units)
+    assert np.array_equal(other_person.audio, plain.audio)  # A's settings are A's alone
+
+
+@pytest.mark.parametrize("field,value", [("pitch_a", 9.0), ("rate_b", 2.0)])
+def test_out_of_range_voice_settings_are_refused_by_name(field, value):
+    with pytest.raises(InputError, match=field):
+        speech.check_voices(_cfg(**{field: value}))
+
+
 @pytest.mark.parametrize("voice", VOICES)
 def test_same_seed_same_audio_other_seed_other_take(voice):
     cfg = _cfg(cache=False)

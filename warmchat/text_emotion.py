@@ -147,7 +147,6 @@ CUES: dict[str, tuple[str, ...]] = {
         "mold",
         "mould",
         "stink",
-        "smell",
         "filthy",
         "ugh",
     ),

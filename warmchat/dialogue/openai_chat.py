@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -68,6 +69,36 @@ def parse_turn_json(content: str) -> dict | None:
             continue
         return data if isinstance(data, dict) else None
     return None
+
+
+def partial_json_text(content: str) -> str:
+    """The "text" value of a JSON reply that is still being written (e.g. '{"text": "Oh hi th' -> 'Oh hi th')."""
+    m = re.search(r'"text"\s*:\s*"', content)
+    if not m:
+        return ""
+    body, i = content[m.end() :], 0
+    while i < len(body) and body[i] != '"':
+        i += 2 if body[i] == "\\" else 1
+    body = body[: min(i, len(body))]
+    body = re.sub(r"\\u[0-9a-fA-F]{0,3}$|\\$", "", body)  # an escape cut in half waits for its next chunk
+    try:
+        return json.loads('"' + body + '"')
+    except json.JSONDecodeError:
+        return ""
+
+
+class StreamedText:
+    """Turns the raw JSON written so far into the line's text so far, for a `TurnRequest.on_text` callback."""
+
+    def __init__(self, on_text: Callable[[str], None]):
+        self.on_text = on_text
+        self.shown = ""
+
+    def __call__(self, raw: str) -> None:
+        text = partial_json_text(raw).lstrip()
+        if text and text != self.shown:
+            self.shown = text
+            self.on_text(text)
 
 
 def leaks_system_prompt(text: str) -> bool:
@@ -136,7 +167,7 @@ class OpenAIBackend:
         messages = self.messages(request)
         content = ""
         for attempt in range(self.config.llm_retries + 1):
-            content = self._complete(messages, request.seed * 1000 + request.index * 10 + attempt)
+            content = self._complete(messages, request.seed * 1000 + request.index * 10 + attempt, request.on_text)
             turn, problem = self._validate(content, request)
             if turn is not None:
                 return turn
@@ -162,11 +193,9 @@ class OpenAIBackend:
         )
         return Turn(request.speaker, line, emotion, intensity, emotion_given=False)
 
-    def _complete(self, messages: list[dict], seed: int) -> str:
-        """One chat completion's text; transport errors become BackendUnavailable naming the server and the fix."""
-        import openai
-
-        kwargs = {
+    def completion_body(self, messages: list[dict], seed: int) -> dict:
+        """The chat-completion request for `messages` (shared with the local llama.cpp engine's JSON mode)."""
+        body = {
             "model": self.model,
             "messages": messages,
             "temperature": self.config.temperature,
@@ -174,12 +203,22 @@ class OpenAIBackend:
             "seed": seed,
         }
         if self.structured:
-            kwargs["response_format"] = {
+            body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "turn", "schema": TURN_SCHEMA, "strict": True},
             }
+        return body
+
+    def _complete(self, messages: list[dict], seed: int, on_text: Callable[[str], None] | None = None) -> str:
+        """One chat completion's text; transport errors become BackendUnavailable naming the server and the fix.
+
+        With `on_text` the reply is streamed, and `on_text` sees the line's text so far after every chunk.
+        """
+        import openai
+
+        kwargs = self.completion_body(messages, seed)
         try:
-            reply = self._create(kwargs)
+            content = self._create(kwargs, StreamedText(on_text) if on_text else None)
             error = None
         except openai.APIError as exc:
             error = self._explain(exc)
@@ -187,18 +226,14 @@ class OpenAIBackend:
             # Raised here, outside the handler: no __cause__ or __context__ carries the client's error (and the
             # server's words in it) along.
             raise error
-        try:
-            content = reply.choices[0].message.content if reply.choices else ""
-        except (AttributeError, TypeError, IndexError, KeyError):  # a malformed body: treat it as an unusable reply
-            return ""
-        return content[:MAX_RAW_CHARS] if isinstance(content, str) else ""
+        return content[:MAX_RAW_CHARS]
 
-    def _create(self, kwargs: dict):
-        """The chat completion; a server that rejects response_format is asked again without it."""
+    def _create(self, kwargs: dict, streamed: StreamedText | None = None) -> str:
+        """The reply's content; a server that rejects response_format is asked again without it."""
         import openai
 
         try:
-            return self.client.chat.completions.create(**kwargs)
+            return self._reply_text(kwargs, streamed)
         except openai.BadRequestError as exc:
             if not self.structured or "response_format" not in str(exc):
                 raise
@@ -206,7 +241,29 @@ class OpenAIBackend:
         log.warning("%s does not support structured output; asking for JSON in the prompt only", self.server)
         self.structured = False
         kwargs.pop("response_format")
-        return self.client.chat.completions.create(**kwargs)
+        return self._reply_text(kwargs, streamed)
+
+    def _reply_text(self, kwargs: dict, streamed: StreamedText | None) -> str:
+        """The content of one chat completion ("" for a malformed body), streamed into `streamed` when given."""
+        if streamed is None:
+            reply = self.client.chat.completions.create(**kwargs)
+            try:
+                content = reply.choices[0].message.content if reply.choices else ""
+            except (AttributeError, TypeError, IndexError, KeyError):  # a malformed body: an unusable reply
+                return ""
+            return content if isinstance(content, str) else ""
+        raw = ""
+        for chunk in self.client.chat.completions.create(**kwargs, stream=True):
+            try:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+            except (AttributeError, TypeError, IndexError):
+                piece = None
+            if isinstance(piece, str) and piece:
+                raw += piece
+                if len(raw) > MAX_RAW_CHARS:  # a hostile server may stream forever
+                    break
+                streamed(raw)
+        return raw
 
     def _explain(self, exc: Exception) -> BackendUnavailable:
         """The client's error as a BackendUnavailable naming the server and the fix, with keys scrubbed."""

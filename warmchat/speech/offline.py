@@ -149,8 +149,15 @@ def load_hibari():
     return tts, session
 
 
-def hibari_sentence(sentence: str, rate: float, semitones: float, f0_range: float, rng: np.random.Generator) -> Speech:
-    """One sentence in the hibari voice, pitch moved by `semitones` and its contour scaled by `f0_range`."""
+def hibari_sentence(
+    sentence: str, rate: float, semitones: float, f0_range: float, rng: np.random.Generator, formant: float = 1.0
+) -> Speech:
+    """One sentence in the hibari voice, pitch moved by `semitones` and its contour scaled by `f0_range`.
+
+    `formant` != 1 scales the vocal tract (`scale_formants`): the engine speaks at `rate / formant` with its F0
+    lowered by as much as the resampling will raise it, so rate and pitch come out as asked.
+    """
+    rate, semitones = rate / formant, semitones - 12 * np.log2(formant)
     from hibari import dsp
     from hibari.g2p.normalize import normalize
 
@@ -186,7 +193,22 @@ def hibari_sentence(sentence: str, rate: float, semitones: float, f0_range: floa
     timed.append(("", units[-1] * unit_s, -1))
     merged = merge_tokens(timed)
     texts = [tk.text for tk in tokens]
-    return Speech(audio, dsp.SR, [(p, a, b) for p, a, b, _ in merged], words_from_phonemes(merged, texts))
+    speech = Speech(audio, dsp.SR, [(p, a, b) for p, a, b, _ in merged], words_from_phonemes(merged, texts))
+    return scale_formants(speech, formant)
+
+
+def scale_formants(speech: Speech, factor: float) -> Speech:
+    """Play `speech` `factor` times faster by resampling: every frequency, formants included, times `factor` (a
+    shorter or longer vocal tract), duration divided by it. Timings follow exactly."""
+    if factor == 1.0:
+        return speech
+    from warmchat.speech.audio import resample
+
+    sr = speech.sample_rate
+    audio = resample(speech.audio, sr * factor, sr)  # read at sr * factor, written at sr
+    phonemes = [(p, a / factor, b / factor) for p, a, b in speech.phonemes]
+    words = [(w, a / factor, b / factor) for w, a, b in speech.words]
+    return Speech(audio, sr, phonemes, words)
 
 
 # -- Piper ---------------------------------------------------------------------------------------------------------
@@ -244,16 +266,28 @@ def load_piper():
     return PiperVoice(session=session, config=config), session, durations, noise
 
 
-def piper_sentence(sentence: str, rate: float, semitones: float, rng: np.random.Generator) -> Speech:
+def piper_sentence(
+    sentence: str,
+    rate: float,
+    semitones: float,
+    rng: np.random.Generator,
+    formant: float = 1.0,
+    noise: tuple[float, float] = (1.0, 1.0),
+) -> Speech:
     """One sentence in the Piper voice at `rate`, its pitch moved by `semitones` afterwards.
+
+    `formant` != 1 scales the vocal tract (`scale_formants`: the engine speaks at `rate / formant`, and the pitch
+    shift takes back what the resampling added). `noise` scales the engine's noise_scale (voice texture) and
+    noise_w (rhythm variation) for a person's own delivery.
 
     Piper has no pitch control, and its F0 drifts down whenever its length scale moves away from 1 (measured:
     -0.6 to -0.8 semitones at rates 0.84 and 1.1), so a resample-and-respeak shift only reached ~60% of the
     asked-for semitones. A phase-vocoder shift (librosa) after synthesis keeps the duration, so the engine's
     timings stay exact, and moves F0 by the full amount.
     """
-    voice, session, durations, noise = load_piper()
+    voice, session, durations, noise_inputs = load_piper()
     cfg, sr = voice.config, voice.config.sample_rate
+    rate, shift = rate / formant, semitones - 12 * np.log2(formant)
     bos, eos = cfg.phoneme_id_map["^"][0], cfg.phoneme_id_map["$"][0]
     audio, tokens = [], []
     for phonemes in voice.phonemize(sentence):
@@ -261,9 +295,11 @@ def piper_sentence(sentence: str, rate: float, semitones: float, rng: np.random.
         feeds = {
             "input": np.asarray([ids], np.int64),
             "input_lengths": np.asarray([len(ids)], np.int64),
-            "scales": np.asarray([cfg.noise_scale, cfg.length_scale / rate, cfg.noise_w_scale], np.float32),
+            "scales": np.asarray(
+                [cfg.noise_scale * noise[0], cfg.length_scale / rate, cfg.noise_w_scale * noise[1]], np.float32
+            ),
         }
-        for name, channels in noise:
+        for name, channels in noise_inputs:
             frames = len(ids) * (1 if channels == 2 else PIPER_NOISE_FRAMES_PER_ID)
             feeds[name] = rng.standard_normal((1, channels, frames), dtype=np.float32)
         with _LOCK:
@@ -282,12 +318,15 @@ def piper_sentence(sentence: str, rate: float, semitones: float, rng: np.random.
     if not audio:
         return Speech(np.zeros(0, np.float32), sr)
     wave = np.concatenate(audio)
-    if semitones:
+    if abs(shift) > 1e-6:
         import librosa
 
         # 46 ms frames, 1/4 overlap: short enough to keep consonant onsets crisp at speech F0.
-        wave = librosa.effects.pitch_shift(wave, sr=sr, n_steps=semitones, n_fft=1024, hop_length=256)
+        wave = librosa.effects.pitch_shift(wave, sr=sr, n_steps=shift, n_fft=1024, hop_length=256)
     words = [w for w in (t.strip('.,;:!?"()—…') for t in sentence.split()) if any(c.isalnum() for c in w)]
     word_phones = [_labels([c for ps in voice.phonemize(w) for c in ps]) for w in words]
     timed = assign_words(merge_tokens(tokens), word_phones)
-    return Speech(wave.astype(np.float32), sr, [(p, a, b) for p, a, b, _ in timed], words_from_phonemes(timed, words))
+    speech = Speech(
+        wave.astype(np.float32), sr, [(p, a, b) for p, a, b, _ in timed], words_from_phonemes(timed, words)
+    )
+    return scale_formants(speech, formant)
