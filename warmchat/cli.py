@@ -32,6 +32,12 @@ SETTING_HELP = {
     "fps": "frames per second",
     "seed": "same inputs + same seed = same video",
     "renderer": "auto: diffusion on a CUDA GPU when its weights are downloaded, else cpu (docs/diffusion.md)",
+    "pitch_a": "A's voice pitch shift in semitones (-6 to 6)",
+    "pitch_b": "B's voice pitch shift in semitones (-6 to 6)",
+    "rate_a": "A's speaking rate (0.75 to 1.33)",
+    "rate_b": "B's speaking rate (0.75 to 1.33)",
+    "local_model": "GGUF for --llm local: a path or owner/repo:file.gguf on the Hub (WARMCHAT_LOCAL_LLM; default: "
+    "the bundled SmolLM2-135M offline)",
 }
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # the shell's convention: 128 + signal number
 

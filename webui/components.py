@@ -21,7 +21,8 @@ LLM_LABELS = {"local": "Offline model (SmolLM2)", "openai": "OpenAI-compatible L
 TTS_LABELS = {"offline": "Offline voices", "openai": "OpenAI-compatible TTS"}
 # The order of the generate endpoint's inputs after the two people and the topic (a stable API).
 SETTING_NAMES = ("script", "voice_a", "voice_b", "size", "fps", "seed", "renderer", "tts", "openai_voice_a",
-                 "openai_voice_b", "api_base_url", "api_key", "llm", "llm_model")  # fmt: skip
+                 "openai_voice_b", "api_base_url", "api_key", "llm", "llm_model", "pitch_a", "rate_a", "pitch_b",
+                 "rate_b")  # fmt: skip
 SERVER_FIELDS = ("api_base_url", "api_key")  # applied by `apply_visitor_server`, not `apply_settings`
 
 
@@ -77,6 +78,12 @@ def advanced_settings() -> dict[str, gr.components.Component]:
             w["llm"] = gr.Radio(_labelled("llm", LLM_LABELS, skip=("script",)), value=default("llm"),
                                 label="Dialogue (ignored when a script is given)")  # fmt: skip
             w["llm_model"] = gr.Textbox(value=default("llm_model"), label="LLM model (OpenAI-compatible)", max_lines=1)
+        with gr.Row():  # two voices of one sex told apart (offline voices)
+            for who in "ab":
+                w[f"pitch_{who}"] = gr.Slider(-6, 6, value=default(f"pitch_{who}"), step=0.5,
+                                              label=f"Voice pitch {who.upper()} (semitones)")  # fmt: skip
+                w[f"rate_{who}"] = gr.Slider(0.75, 1.33, value=default(f"rate_{who}"), step=0.01,
+                                             label=f"Speaking rate {who.upper()}")  # fmt: skip
         with gr.Row():
             w["tts"] = gr.Radio(_labelled("tts", TTS_LABELS), value=default("tts"), label="Speech")
             w["openai_voice_a"] = gr.Textbox(value=default("openai_voice_a"), label="OpenAI voice (A)", max_lines=1)
