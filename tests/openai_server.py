@@ -134,7 +134,24 @@ class ChatServer:
                 with server._lock:
                     server.requests.append(body)
                 status, reply = server.answer(body, given)
+                if status == 200 and body.get("stream"):
+                    return self._stream(reply)
                 return self._send(status, reply)
+
+            def _stream(self, reply: dict) -> None:
+                """The reply as server-sent events, a few characters per chunk, as OpenAI's `stream: true` sends."""
+                content = reply["choices"][0]["message"]["content"]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                base = {k: reply[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+                pieces = [content[i : i + 7] for i in range(0, len(content), 7)]
+                for i, piece in enumerate(pieces):
+                    delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                    chunk = base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                end = base | {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
 
             def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
                 self.send_response(status)

@@ -48,7 +48,10 @@ def chat(server, tmp_path_factory):
     """A chat with two typed lines, answered."""
     chat = Chat(EXAMPLES / "mona_lisa.jpg", name="Lisa", emotion="happy", visitor_name="Sam", config=_config(server),
                 workdir=tmp_path_factory.mktemp("chat"))  # fmt: skip
-    turns = [chat.reply("Hello Lisa! What a wonderful smile you have."), chat.reply("Shall we go for a walk?")]
+    streamed: list[str] = []
+    turns = [chat.reply("Hello Lisa! What a wonderful smile you have."),
+             chat.reply("Shall we go for a walk?", on_text=streamed.append)]  # fmt: skip
+    chat.streamed = streamed  # the second answer's words as they arrived
     yield chat, turns
     chat.close()
 
@@ -70,6 +73,9 @@ def test_two_typed_lines_are_answered_with_the_conversation_in_mind(chat, server
         ("B", "Shall we go for a walk?"), ("A", LINES[0]),
     ]  # fmt: skip
     assert turns[1].answer.text == LINES[0] and turns[0].visitor.emotion in ("happy", "surprised")
+    # The answer's words arrived as they were written (the server streams), growing to the whole line.
+    assert len(chat.streamed) > 3 and chat.streamed[-1] == LINES[0]
+    assert all(b.startswith(a) for a, b in zip(chat.streamed, chat.streamed[1:], strict=False))
     # The second answer was asked with the whole conversation and both people's feelings from the tree.
     scene = next(r for r in reversed(server.requests) if "Shall we go" in str(r))
     assert "wonderful smile" in str(scene) and "Sam" in str(scene) and "feelings_now" in str(scene)

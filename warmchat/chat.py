@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -457,11 +457,8 @@ class Chat:
         request = dialogue.TurnRequest(
             topic=self.topic, names=self.names, speaker=AVATAR, history=list(self.turns),
             feelings={c: self.tree.cumulative_emotion(c, last) for c in (AVATAR, VISITOR)},
-            index=len(self.turns), total=len(self.turns) + 2, seed=seed,
+            index=len(self.turns), total=len(self.turns) + 2, seed=seed, on_text=on_text,
         )  # fmt: skip
-        # Streaming of the answer's words, where the backends offer it (TurnRequest.on_text).
-        if on_text is not None and "on_text" in {f.name for f in fields(dialogue.TurnRequest)}:
-            request = replace(request, on_text=on_text)
         for attempt in range(2):  # a new take should say something new
             turn = self.backend.next_turn(replace(request, seed=request.seed + attempt * 101))
             turn.text = fit_line(turn.text, cfg.limits.line_words, cfg.limits.line_chars)

@@ -22,7 +22,7 @@ from warmchat.chat import AVATAR, ChatLine, ChatTurn
 from warmchat.emotions import EMOTIONS
 from warmchat.speech import VOICES
 from webui.components import LLM_LABELS, settings_to_config
-from webui.generate import _explain, _new_output_dir, preview_portrait
+from webui.generate import _explain, _new_output_dir, in_thread, preview_portrait
 
 log = logging.getLogger("warmchat.app")
 
@@ -131,8 +131,18 @@ def make_reply(out: ChatOutputs):
                 if text and audio:
                     audio = None  # a typed line wins over a recording left in the box
                 yield {out.status: "Listening…" if audio else "", out.latest: None}
-                for event in chat.iter_reply(text, audio):
-                    if isinstance(event, ChatLine) and event.turn.speaker != AVATAR:
+                written = [""]  # the answer so far, as the model streams it (set from the reply's thread)
+                shown = ""
+                work = lambda: chat.iter_reply(text, audio, on_text=lambda s: written.__setitem__(0, s))  # noqa: E731
+                for event in in_thread(work, threading.Event()):
+                    if event is None:  # nothing finished yet: show the answer's words as they come
+                        if written[0] != shown:
+                            shown = written[0]
+                            pending = f"**{chat.names[AVATAR]}** — {shown}…"
+                            yield {out.transcript: transcript_markdown(chat, pending)}
+                        else:
+                            yield {out.status: gr.skip()}
+                    elif isinstance(event, ChatLine) and event.turn.speaker != AVATAR:
                         thinking = f"*{chat.names[AVATAR]} is listening and thinking…*"
                         yield {out.transcript: transcript_markdown(chat, thinking), out.text: ""}
                     elif isinstance(event, ChatTurn):

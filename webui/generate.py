@@ -33,7 +33,7 @@ PERSON_NAMES = ("portrait_a", "name_a", "emotion_a", "portrait_b", "name_b", "em
 INPUT_NAMES = PERSON_NAMES + SETTING_NAMES  # the generate endpoint's inputs, in order
 FIELD_TITLES = {"portrait_a": "Portrait A", "portrait_b": "Portrait B", "script": "Script", "topic": "Topic",
                 "turns": "Turns", "emotion_a": "Emotion A", "emotion_b": "Emotion B"}  # fmt: skip
-POLL_S = 0.5  # the longest the handler waits without a step (see _in_thread)
+POLL_S = 0.5  # the longest the handler waits without a step (see in_thread)
 _STOPS: dict[str, threading.Event] = {}  # session -> its running request's stop flag
 
 
@@ -150,7 +150,7 @@ def _stream(out: Outputs, can_stream: bool, request, progress, v: dict, events: 
         yield {**clear, out.live: gr.Video(value=None, visible=can_stream), out.video: None, out.transcript: "",
                out.files: None, out.status: "Starting…"}  # fmt: skip
         work = lambda: events(cfg, out_dir, names, lambda f, m: progress(f, desc=m), stop.is_set)  # noqa: E731
-        for event in _in_thread(work, stop):
+        for event in in_thread(work, stop):
             if event is None:  # nothing new yet: a step that changes nothing
                 yield {out.status: gr.skip()}
             elif isinstance(event, TurnWritten):
@@ -187,7 +187,7 @@ def _stream(out: Outputs, can_stream: bool, request, progress, v: dict, events: 
             _STOPS.pop(session, None)
 
 
-def _in_thread(make_events: Callable[[], Iterator], stop: threading.Event) -> Iterator:
+def in_thread(make_events: Callable[[], Iterator], stop: threading.Event) -> Iterator:
     """The pipeline's events, made in a thread of their own; None every `POLL_S` while none is due.
 
     Gradio cancels a request (a visitor leaving, the API's cancel) only between two steps of its handler, so the
