@@ -156,6 +156,7 @@ def iter_generate(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     from_tree: tree.InteractiveTalkingTree | None = None,
+    on_text: Callable[[str, str], None] | None = None,
 ) -> Iterator[Event]:
     """Like `generate`, but turn by turn: yields each turn as it is written and each turn's video as it is rendered.
 
@@ -165,6 +166,8 @@ def iter_generate(
     from_tree: render this tree's active path as it is (a conversation with a regenerated turn,
         `warmchat.regenerate`): no line is written, and the tree, alternative takes included, drives the faces and
         is saved. Its lines are checked like a script's.
+    on_text: called with (speaker, the line so far) while the dialogue model writes a line, where the backend
+        streams, so a viewer can read it before it is voiced; called from the pipeline's turn thread.
     """
     cfg = config or WarmChatConfig()
     progress = progress or _no_progress
@@ -201,6 +204,7 @@ def iter_generate(
                 source = dialogue.iter_dialogue(
                     req.topic, req.emotion_a, req.emotion_b, dcfg, seed=cfg.seed, names=names, tree=itt,
                     progress=lambda f, m: producer.send(f * 0.999, m), backend=backend, limits=cfg.limits,
+                    on_text=on_text,
                 )  # fmt: skip
             else:  # the lines are in the tree already
                 itt, source = from_tree, (turn for turn in from_tree.active_turns())

@@ -93,11 +93,12 @@ def make_generate(out: Outputs, can_stream: bool) -> Callable:
     def run_generate(request: gr.Request, progress: gr.Progress = gr.Progress(), *values):  # noqa: B008
         v = dict(zip(INPUT_NAMES, values, strict=True))
 
-        def events(cfg, out_dir, names, report, stop):
+        def events(cfg, out_dir, names, report, stop, on_text):
             return iter_generate(
                 v["portrait_a"], v["portrait_b"], emotion_a=v["emotion_a"], emotion_b=v["emotion_b"],
                 topic=v["topic"] or "", turns=None, script=v["script"] or None,
                 out=out_dir / "conversation.mp4", names=names, config=cfg, progress=report, should_stop=stop,
+                on_text=on_text,
             )  # fmt: skip
 
         yield from _stream(out, can_stream, request, progress, v, events)
@@ -116,7 +117,7 @@ def make_regenerate(out: Outputs, can_stream: bool) -> Callable:
     def run_regenerate(request: gr.Request, progress: gr.Progress = gr.Progress(), *values):  # noqa: B008
         v = dict(zip((*INPUT_NAMES, "files", "regen_turn"), values, strict=True))
 
-        def events(cfg, out_dir, names, report, stop):
+        def events(cfg, out_dir, names, report, stop, on_text):
             trees = [f for f in (v["files"] or []) if str(f).endswith(".tree.json")]
             if not trees:
                 raise InputError("generate a conversation first: Regenerate needs its tree JSON", "turns")
@@ -134,7 +135,7 @@ def make_regenerate(out: Outputs, can_stream: bool) -> Callable:
 
 
 def _stream(out: Outputs, can_stream: bool, request, progress, v: dict, events: Callable) -> Iterator[dict]:
-    """Run one conversation's events (`events(cfg, out_dir, names, progress, should_stop)`) into the outputs."""
+    """Run one conversation's events (`events(cfg, out_dir, names, progress, should_stop, on_text)`) into outputs."""
     clear = {box: gr.Markdown(visible=False) for box in set(out.errors.values())}
     names = {"A": (v["name_a"] or "").strip() or "A", "B": (v["name_b"] or "").strip() or "B"}
     session = request.session_hash if request is not None else None  # None: example caching at start-up
@@ -149,12 +150,25 @@ def _stream(out: Outputs, can_stream: bool, request, progress, v: dict, events: 
         out_dir = _new_output_dir()
         yield {**clear, out.live: gr.Video(value=None, visible=can_stream), out.video: None, out.transcript: "",
                out.files: None, out.status: "Starting…"}  # fmt: skip
-        work = lambda: events(cfg, out_dir, names, lambda f, m: progress(f, desc=m), stop.is_set)  # noqa: E731
-        for event in in_thread(work, stop):
-            if event is None:  # nothing new yet: a step that changes nothing
-                yield {out.status: gr.skip()}
+        draft: list = [None]  # (speaker, text so far) of the line being written, set from the pipeline's thread
+        shown = None
+
+        def on_text(speaker: str, text: str) -> None:
+            draft[0] = (speaker, text)
+
+        report = lambda f, m: progress(f, desc=m)  # noqa: E731
+        for event in in_thread(lambda: events(cfg, out_dir, names, report, stop.is_set, on_text), stop):
+            if event is None:  # nothing finished yet: the line being written, as far as it goes
+                if draft[0] is not None and draft[0] != shown:
+                    shown = draft[0]
+                    # Unnumbered: the turn thread may be writing a line or two ahead of the ones shown.
+                    pending = f"✍️ *{names[shown[0]]} is writing:* {shown[1]}…"
+                    yield {out.transcript: _transcript(lines, names) + "\n\n" + pending}
+                else:
+                    yield {out.status: gr.skip()}
             elif isinstance(event, TurnWritten):
                 lines.append(event.turn)
+                draft[0] = shown = None
                 yield {out.transcript: _transcript(lines, names)}
             elif isinstance(event, Notice) and event.field:
                 gr.Warning(event.message)
