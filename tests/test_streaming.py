@@ -126,3 +126,27 @@ def test_turns_are_made_at_most_two_ahead_of_the_video(tmp_path, monkeypatch):
             time.sleep(0.5)  # a slow consumer: the producer must not race to the end meanwhile
             assert len(made) <= event.index + 3, (event.index, len(made))
     assert len(made) == 5
+
+
+def test_lines_stream_as_they_are_written_before_they_are_voiced(tmp_path):
+    """A streaming dialogue server: each line's words reach `on_text` as they arrive, ending with the line itself."""
+    from openai_server import LINES, ChatServer
+
+    server = ChatServer(api_key=None, slow_s=0.0).start()
+    try:
+        cfg = _config()
+        cfg.dialogue.backend, cfg.dialogue.llm_base_url, cfg.dialogue.api_key = "openai", server.base_url, "local"
+        cfg.dialogue.llm_model = "slow"
+        drafts: list[tuple[str, str]] = []
+        events = list(iter_generate(
+            EXAMPLES / "astronaut.png", EXAMPLES / "grace_hopper.jpg", topic="coffee", turns=2,
+            out=tmp_path / "c.mp4", config=cfg, on_text=lambda who, text: drafts.append((who, text)),
+        ))  # fmt: skip
+    finally:
+        server.stop()
+    written = [e.turn for e in events if isinstance(e, TurnWritten)]
+    assert [t.speaker for t in written] == ["A", "B"]
+    for turn in written:  # several growing drafts per line, the last one the line as kept
+        mine = [text for who, text in drafts if who == turn.speaker]
+        assert len(mine) > 3 and mine[-1] == turn.text and turn.text in LINES
+        assert all(b.startswith(a) for a, b in itertools.pairwise(mine))
