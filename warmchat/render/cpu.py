@@ -142,15 +142,18 @@ class CpuRenderer:
         # Lines whose rest position under the current head pose anchors painted parts (teeth, lids).
         self._anchor_ids = np.concatenate([UPPER_IN] + [ids for _, ids in LIDS])
 
-    def render(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose."""
+    def render(self, expression: np.ndarray, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose, written into `out` if given."""
         key = np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
+        if out is None:
+            out = np.empty_like(self.rig.image)
         if self._last is not None and self._last[0] == key:  # a held pose: nothing to redraw
-            return self._last[1].copy()
+            np.copyto(out, self._last[1])
+            return out
         pose = self._damped(pose)
         pts3 = pose_points(self.mesh_rig, expression, pose)
         pts = pts3[:, :2]
-        out = self.rig.image.copy()
+        np.copyto(out, self.rig.image)
         self._warp(out, pts, pts3[:, 2])
         rest = np.zeros_like(expression)
         anchors = pose_points(self.mesh_rig, rest, pose, self._anchor_ids)[:, :2]
@@ -164,7 +167,11 @@ class CpuRenderer:
             if amount > 0.2:
                 self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
             start += len(ids)
-        self._last = (key, out.copy())
+        if self._last is None:
+            self._last = (key, out.copy())
+        else:  # the previous frame's array is reused: no allocation per frame
+            np.copyto(self._last[1], out)
+            self._last = (key, self._last[1])
         return out
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
@@ -182,7 +189,10 @@ class CpuRenderer:
 
     def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses."""
-        return np.stack([self.render(e, p) for e, p in zip(expressions, poses, strict=True)])
+        frames = np.empty((len(expressions), *self.rig.image.shape), np.uint8)
+        for frame, e, p in zip(frames, expressions, poses, strict=True):
+            self.render(e, p, out=frame)
+        return frames
 
     def _warp(self, out: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> None:
         import cv2
