@@ -129,7 +129,8 @@ class CpuRenderer:
         ys, xs = np.nonzero(r.head_alpha > 0)
         self._still_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0)
         corners = np.clip(np.round(self._src).astype(int), 0, size - 1)
-        self._in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # (M,) of the drawn triangles
+        in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # of the drawn triangles
+        self._layer_points = np.unique(self._tris[in_layer])  # their corners (rig point ids)
         g = np.arange(size, dtype=np.float32)
         self._grid = np.dstack(np.meshgrid(g, g)).astype(np.float32)  # (S, S, 2) pixel positions
 
@@ -199,7 +200,7 @@ class CpuRenderer:
 
         size, s = self.rig.size, self.step
         dst = pts[self._tris]  # (M, 3, 2)
-        layer = dst[self._in_layer].reshape(-1, 2)
+        layer = pts[self._layer_points]
         lo = np.floor(np.minimum(layer.min(axis=0, initial=size), self._still_box[:2])).astype(int) - 2
         hi = np.ceil(np.maximum(layer.max(axis=0, initial=0), self._still_box[2:])).astype(int) + 3
         x0, y0 = (np.clip(lo, 0, size) // s) * s

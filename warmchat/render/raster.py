@@ -48,4 +48,3 @@ def rasterize_displacement(
                 if w0 >= eps and w1 >= eps and w2 >= eps:
                     disp[i, j, 0] = c0 * x + c1 * y + c2
                     disp[i, j, 1] = c3 * x + c4 * y + c5
-
