@@ -94,9 +94,9 @@ class CpuRenderer:
         self._layer = np.where(surface, 0.0, 1e6)
         self._surface = surface
         self._src = r.rest[self._tris, :2]  # (M, 3, 2)
-        from warmchat.render.raster import rasterize_displacement
+        from warmchat.render.raster import rasterize_source
 
-        self._rasterize = rasterize_displacement
+        self._rasterize = rasterize_source
         self._buffers: dict[str, np.ndarray] = {}
         self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
@@ -131,8 +131,10 @@ class CpuRenderer:
         corners = np.clip(np.round(self._src).astype(int), 0, size - 1)
         in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # of the drawn triangles
         self._layer_points = np.unique(self._tris[in_layer])  # their corners (rig point ids)
-        g = np.arange(size, dtype=np.float32)
-        self._grid = np.dstack(np.meshgrid(g, g)).astype(np.float32)  # (S, S, 2) pixel positions
+        # Positions of the map's samples over the whole frame, one sample beyond it on every side: sample (i, j) is
+        # at pixel step (j - 1) + (step - 1) / 2 (and the same for i); the identity where no triangle is drawn.
+        g = (np.arange(-(-size // self.step) + 3, dtype=np.float32) - 1) * self.step + (self.step - 1) / 2
+        self._samples = np.dstack(np.meshgrid(g, g)).astype(np.float32)
 
         rest = r.rest[:, :2] + (0 if r.neutral is None else r.neutral)
         self._rest_gap = float(np.max(np.linalg.norm(rest[LOWER_IN[1:-1]] - rest[UPPER_IN[1:-1]], axis=1)))
@@ -207,23 +209,29 @@ class CpuRenderer:
         x1, y1 = np.clip(hi, 0, size)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
-        nx, ny = -(-(x1 - x0) // s), -(-(y1 - y0) // s)
+        # Samples cover the box and one more on each side, so that upsampling interpolates everywhere in the box and
+        # never replicates an edge sample (that would shift the edge pixels by half a step).
+        nx, ny = -(-(x1 - x0) // s) + 2, -(-(y1 - y0) // s) + 2
 
-        # Exact dst -> src displacement at the map sample points, triangles painted far to near. Per-frame arrays
-        # live in buffers reused from frame to frame: no allocation, no page faults, constant memory.
-        coef, area = _displacement_coefficients(dst, self._src)
+        # Exact dst -> src positions at the map sample points, triangles painted far to near. Per-frame arrays live
+        # in buffers reused from frame to frame: no allocation, no page faults, constant memory.
+        coef, area = _source_coefficients(dst, self._src)
         order = np.argsort(-(depth[self._tris].mean(axis=1) + self._layer))
         facing = (area > 0) | ~self._surface  # face triangles turned away from the camera are hidden: cull them
-        disp = self._buffer("disp", (ny, nx, 2), np.float32)
-        disp.fill(0.0)
-        self._rasterize(disp, dst, coef, order[facing[order]], x0 + (s - 1) / 2, y0 + (s - 1) / 2, s)
+        sx, sy = x0 // s, y0 // s
+        src = self._buffer("src", (ny, nx, 2), np.float32)
+        np.copyto(src, self._samples[sy : sy + ny, sx : sx + nx])
+        ox, oy = x0 - s + (s - 1) / 2, y0 - s + (s - 1) / 2
+        self._rasterize(src, dst, coef, order[facing[order]], ox, oy, s)
+        _extend_edges(src, ox, oy, s, size)
 
-        # Upsampled, plus the pixel grid: absolute source positions for one fixed-point remap of the head layer.
+        # Upsampled (bilinear, so exact where the map is affine): absolute source positions for one fixed-point
+        # remap of the head layer.
         h, w = y1 - y0, x1 - x0
+        maps = src[1 : 1 + h, 1 : 1 + w]
         if s > 1:
             full = self._buffer("full", (ny * s, nx * s, 2), np.float32)
-            disp = cv2.resize(disp, (nx * s, ny * s), dst=full, interpolation=cv2.INTER_LINEAR)[:h, :w]
-        maps = np.add(disp, self._grid[y0:y1, x0:x1], out=self._buffer("maps", (h, w, 2), np.float32))
+            maps = cv2.resize(src, (nx * s, ny * s), dst=full, interpolation=cv2.INTER_LINEAR)[s : s + h, s : s + w]
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
         cv2.convertMaps(maps, None, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)
         warped = self._buffer("warped", (h, w, 4), np.uint8)
@@ -495,8 +503,24 @@ def _lid_colors(rig: FaceRig, ids: np.ndarray) -> np.ndarray:
     return (0.93 * (0.5 * smooth + 0.5 * skin)).astype(np.float32)  # a closed lid sits a little in shadow
 
 
-def _displacement_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-triangle affine maps dst -> src as displacements, src - p = [c0 c1 c2; c3 c4 c5] @ [x, y, 1], (M, 6);
+def _extend_edges(src: np.ndarray, ox: float, oy: float, step: int, size: int) -> None:
+    """Samples off the frame (beyond the mesh) take the displacement of the nearest sample on it, so the frame's edge
+    pixels move with the content next to them instead of blending towards the identity."""
+    for axis, origin in ((1, ox), (0, oy)):
+        pos = origin + step * np.arange(src.shape[axis])
+        inside = np.nonzero((pos >= -0.5) & (pos <= size - 0.5))[0]
+        if not len(inside):
+            continue
+        for i, k in (
+            (i, inside[0] if pos[i] < 0 else inside[-1]) for i in np.nonzero((pos < -0.5) | (pos > size - 0.5))[0]
+        ):
+            line, near = (src[:, i], src[:, k]) if axis == 1 else (src[i], src[k])
+            line[:] = near
+            line[:, 1 - axis] += pos[i] - pos[k]
+
+
+def _source_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-triangle affine maps dst -> src, src = [c0 c1 c2; c3 c4 c5] @ [x, y, 1], (M, 6);
     and each triangle's signed area x2 in the destination, (M,)."""
     d0, s0 = dst[:, 0], src[:, 0]
     e1, e2 = dst[:, 1] - d0, dst[:, 2] - d0
@@ -510,8 +534,8 @@ def _displacement_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.nda
     a11 = (f2[:, 1] * e1[:, 0] - f1[:, 1] * e2[:, 0]) * inv
     t0 = s0[:, 0] - a00 * d0[:, 0] - a01 * d0[:, 1]
     t1 = s0[:, 1] - a10 * d0[:, 0] - a11 * d0[:, 1]
-    coef = np.stack([a00 - 1, a01, t0, a10, a11 - 1, t1], axis=1)
-    coef[~ok] = 0.0  # a collapsed triangle covers no samples; the identity keeps the array finite
+    coef = np.stack([a00, a01, t0, a10, a11, t1], axis=1)
+    coef[~ok] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # a collapsed triangle covers no samples; the identity keeps it finite
     return coef, det
 
 
