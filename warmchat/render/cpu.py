@@ -147,12 +147,40 @@ class CpuRenderer:
 
     def render(self, expression: np.ndarray, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose, written into `out` if given."""
-        key = np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
-        if out is None:
-            out = np.empty_like(self.rig.image)
+        out = np.empty_like(self.rig.image) if out is None else out
+        key = _key(expression, pose)
         if self._last is not None and self._last[0] == key:  # a held pose: nothing to redraw
             np.copyto(out, self._last[1])
-            return out
+        else:
+            self._draw(out, expression, pose)
+            self._remember(key, out)
+        return out
+
+    def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
+        """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses, drawn into one array."""
+        frames = np.empty((len(expressions), *self.rig.image.shape), np.uint8)
+        key = None
+        for i, (e, p) in enumerate(zip(expressions, poses, strict=True)):
+            previous, key = key, _key(e, p)
+            if i and key == previous:  # a held pose repeats the frame before it
+                np.copyto(frames[i], frames[i - 1])
+            elif i == 0 and self._last is not None and self._last[0] == key:
+                np.copyto(frames[i], self._last[1])
+            else:
+                self._draw(frames[i], e, p)
+        if len(frames):  # the batch's last frame is remembered once, not every frame
+            self._remember(key, frames[-1])
+        return frames
+
+    def _remember(self, key: bytes, frame: np.ndarray) -> None:
+        if self._last is None:
+            self._last = (key, frame.copy())
+        else:  # the same array, reused: no allocation per frame
+            np.copyto(self._last[1], frame)
+            self._last = (key, self._last[1])
+
+    def _draw(self, out: np.ndarray, expression: np.ndarray, pose: np.ndarray) -> None:
+        """Draw the frame for (expression, pose) into `out`."""
         pose = self._damped(pose)
         pts3 = pose_points(self.mesh_rig, expression, pose)
         pts = pts3[:, :2]
@@ -170,12 +198,6 @@ class CpuRenderer:
             if amount > 0.2:
                 self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
             start += len(ids)
-        if self._last is None:
-            self._last = (key, out.copy())
-        else:  # the previous frame's array is reused: no allocation per frame
-            np.copyto(self._last[1], out)
-            self._last = (key, self._last[1])
-        return out
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) image positions of the rig's points (the 478 landmarks first) as `render` places them."""
@@ -189,13 +211,6 @@ class CpuRenderer:
         pose = pose.copy()
         pose[POSE_INDEX["yaw"]] *= self._reveal_gain
         return pose
-
-    def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
-        """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses."""
-        frames = np.empty((len(expressions), *self.rig.image.shape), np.uint8)
-        for frame, e, p in zip(frames, expressions, poses, strict=True):
-            self.render(e, p, out=frame)
-        return frames
 
     def _warp(self, out: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> None:
         import cv2
@@ -501,6 +516,11 @@ def _lid_colors(rig: FaceRig, ids: np.ndarray) -> np.ndarray:
     smooth[[0, -1]] = out[[0, -1]]
     skin = _portrait_colors(rig)["skin"]
     return (0.93 * (0.5 * smooth + 0.5 * skin)).astype(np.float32)  # a closed lid sits a little in shadow
+
+
+def _key(expression: np.ndarray, pose: np.ndarray) -> bytes:
+    """What a frame is drawn from, as bytes: equal keys draw equal frames."""
+    return np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
 
 
 def _extend_edges(src: np.ndarray, ox: float, oy: float, step: int, size: int) -> None:
