@@ -2,14 +2,15 @@
 interior and closed lids.
 
 Per frame: move the control points (rig); paint the moving triangles far to near into a half-resolution grid of exact
-dst->src displacements (compiled rasteriser; face triangles turned away from the camera culled); upsample it and
-resample the head layer with one fixed-point `cv2.remap`. The head layer is the portrait's person (hair, face, neck)
+dst->src source positions (compiled rasteriser; face triangles turned away from the camera culled; the identity
+elsewhere); upsample it, which is exact where the map is affine, and resample the head layer with one fixed-point
+`cv2.remap`. The head layer is the portrait's person (hair, face, neck)
 wherever it follows the head, premultiplied by that mask; it is composited over a background plate whose person
 area was filled from its surroundings, so the head can turn without dragging the wall behind it or leaving its
 outline behind, and at rest the composite is the crop again (with the lips closed, for a photo whose lips part: the
 mouth then shows the photo's own interior as it opens). Everything outside the box the person layer can reach is a
-plain copy, a repeated (expression, pose) repeats the previous frame, and per-frame arrays are reused, so memory
-stays flat however long the video.
+plain copy, a repeated (expression, pose) repeats the previous frame, frames are drawn straight into the batch's
+array and per-frame arrays are reused, so memory stays flat however long the video.
 """
 
 from __future__ import annotations
