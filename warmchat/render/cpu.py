@@ -2,14 +2,15 @@
 interior and closed lids.
 
 Per frame: move the control points (rig); paint the moving triangles far to near into a half-resolution grid of exact
-dst->src displacements (compiled rasteriser; face triangles turned away from the camera culled); upsample it and
-resample the head layer with one fixed-point `cv2.remap`. The head layer is the portrait's person (hair, face, neck)
+dst->src source positions (compiled rasteriser; face triangles turned away from the camera culled; the identity
+elsewhere); upsample it, which is exact where the map is affine, and resample the head layer with one fixed-point
+`cv2.remap`. The head layer is the portrait's person (hair, face, neck)
 wherever it follows the head, premultiplied by that mask; it is composited over a background plate whose person
 area was filled from its surroundings, so the head can turn without dragging the wall behind it or leaving its
 outline behind, and at rest the composite is the crop again (with the lips closed, for a photo whose lips part: the
 mouth then shows the photo's own interior as it opens). Everything outside the box the person layer can reach is a
-plain copy, a repeated (expression, pose) repeats the previous frame, and per-frame arrays are reused, so memory
-stays flat however long the video.
+plain copy, a repeated (expression, pose) repeats the previous frame, frames are drawn straight into the batch's
+array and per-frame arrays are reused, so memory stays flat however long the video.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ class CpuRenderer:
         self._layer = np.where(surface, 0.0, 1e6)
         self._surface = surface
         self._src = r.rest[self._tris, :2]  # (M, 3, 2)
-        from warmchat.render.raster import rasterize_displacement
+        from warmchat.render.raster import rasterize_source
 
-        self._rasterize = rasterize_displacement
+        self._rasterize = rasterize_source
         self._buffers: dict[str, np.ndarray] = {}
         self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
@@ -129,9 +130,12 @@ class CpuRenderer:
         ys, xs = np.nonzero(r.head_alpha > 0)
         self._still_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0)
         corners = np.clip(np.round(self._src).astype(int), 0, size - 1)
-        self._in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # (M,) of the drawn triangles
-        g = np.arange(size, dtype=np.float32)
-        self._grid = np.dstack(np.meshgrid(g, g)).astype(np.float32)  # (S, S, 2) pixel positions
+        in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # of the drawn triangles
+        self._layer_points = np.unique(self._tris[in_layer])  # their corners (rig point ids)
+        # Positions of the map's samples over the whole frame, one sample beyond it on every side: sample (i, j) is
+        # at pixel step (j - 1) + (step - 1) / 2 (and the same for i); the identity where no triangle is drawn.
+        g = (np.arange(-(-size // self.step) + 3, dtype=np.float32) - 1) * self.step + (self.step - 1) / 2
+        self._samples = np.dstack(np.meshgrid(g, g)).astype(np.float32)
 
         rest = r.rest[:, :2] + (0 if r.neutral is None else r.neutral)
         self._rest_gap = float(np.max(np.linalg.norm(rest[LOWER_IN[1:-1]] - rest[UPPER_IN[1:-1]], axis=1)))
@@ -142,15 +146,46 @@ class CpuRenderer:
         # Lines whose rest position under the current head pose anchors painted parts (teeth, lids).
         self._anchor_ids = np.concatenate([UPPER_IN] + [ids for _, ids in LIDS])
 
-    def render(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose."""
-        key = np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
+    def render(self, expression: np.ndarray, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose, written into `out` if given."""
+        out = np.empty_like(self.rig.image) if out is None else out
+        key = _key(expression, pose)
         if self._last is not None and self._last[0] == key:  # a held pose: nothing to redraw
-            return self._last[1].copy()
+            np.copyto(out, self._last[1])
+        else:
+            self._draw(out, expression, pose)
+            self._remember(key, out)
+        return out
+
+    def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
+        """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses, drawn into one array."""
+        frames = np.empty((len(expressions), *self.rig.image.shape), np.uint8)
+        key = None
+        for i, (e, p) in enumerate(zip(expressions, poses, strict=True)):
+            previous, key = key, _key(e, p)
+            if i and key == previous:  # a held pose repeats the frame before it
+                np.copyto(frames[i], frames[i - 1])
+            elif i == 0 and self._last is not None and self._last[0] == key:
+                np.copyto(frames[i], self._last[1])
+            else:
+                self._draw(frames[i], e, p)
+        if len(frames):  # the batch's last frame is remembered once, not every frame
+            self._remember(key, frames[-1])
+        return frames
+
+    def _remember(self, key: bytes, frame: np.ndarray) -> None:
+        if self._last is None:
+            self._last = (key, frame.copy())
+        else:  # the same array, reused: no allocation per frame
+            np.copyto(self._last[1], frame)
+            self._last = (key, self._last[1])
+
+    def _draw(self, out: np.ndarray, expression: np.ndarray, pose: np.ndarray) -> None:
+        """Draw the frame for (expression, pose) into `out`."""
         pose = self._damped(pose)
         pts3 = pose_points(self.mesh_rig, expression, pose)
         pts = pts3[:, :2]
-        out = self.rig.image.copy()
+        np.copyto(out, self.rig.image)
         self._warp(out, pts, pts3[:, 2])
         rest = np.zeros_like(expression)
         anchors = pose_points(self.mesh_rig, rest, pose, self._anchor_ids)[:, :2]
@@ -164,8 +199,6 @@ class CpuRenderer:
             if amount > 0.2:
                 self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
             start += len(ids)
-        self._last = (key, out.copy())
-        return out
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) image positions of the rig's points (the 478 landmarks first) as `render` places them."""
@@ -180,39 +213,41 @@ class CpuRenderer:
         pose[POSE_INDEX["yaw"]] *= self._reveal_gain
         return pose
 
-    def render_batch(self, expressions: np.ndarray, poses: np.ndarray) -> np.ndarray:
-        """(B, S, S, 3) uint8 frames for (B, K) controls and (B, 6) poses."""
-        return np.stack([self.render(e, p) for e, p in zip(expressions, poses, strict=True)])
-
     def _warp(self, out: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> None:
         import cv2
 
         size, s = self.rig.size, self.step
         dst = pts[self._tris]  # (M, 3, 2)
-        layer = dst[self._in_layer].reshape(-1, 2)
+        layer = pts[self._layer_points]
         lo = np.floor(np.minimum(layer.min(axis=0, initial=size), self._still_box[:2])).astype(int) - 2
         hi = np.ceil(np.maximum(layer.max(axis=0, initial=0), self._still_box[2:])).astype(int) + 3
         x0, y0 = (np.clip(lo, 0, size) // s) * s
         x1, y1 = np.clip(hi, 0, size)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
-        nx, ny = -(-(x1 - x0) // s), -(-(y1 - y0) // s)
+        # Samples cover the box and one more on each side, so that upsampling interpolates everywhere in the box and
+        # never replicates an edge sample (that would shift the edge pixels by half a step).
+        nx, ny = -(-(x1 - x0) // s) + 2, -(-(y1 - y0) // s) + 2
 
-        # Exact dst -> src displacement at the map sample points, triangles painted far to near. Per-frame arrays
-        # live in buffers reused from frame to frame: no allocation, no page faults, constant memory.
-        coef, area = _displacement_coefficients(dst, self._src)
+        # Exact dst -> src positions at the map sample points, triangles painted far to near. Per-frame arrays live
+        # in buffers reused from frame to frame: no allocation, no page faults, constant memory.
+        coef, area = _source_coefficients(dst, self._src)
         order = np.argsort(-(depth[self._tris].mean(axis=1) + self._layer))
         facing = (area > 0) | ~self._surface  # face triangles turned away from the camera are hidden: cull them
-        disp = self._buffer("disp", (ny, nx, 2), np.float32)
-        disp.fill(0.0)
-        self._rasterize(disp, dst, coef, order[facing[order]], x0 + (s - 1) / 2, y0 + (s - 1) / 2, s)
+        sx, sy = x0 // s, y0 // s
+        src = self._buffer("src", (ny, nx, 2), np.float32)
+        np.copyto(src, self._samples[sy : sy + ny, sx : sx + nx])
+        ox, oy = x0 - s + (s - 1) / 2, y0 - s + (s - 1) / 2
+        self._rasterize(src, dst, coef, order[facing[order]], ox, oy, s)
+        _extend_edges(src, ox, oy, s, size)
 
-        # Upsampled, plus the pixel grid: absolute source positions for one fixed-point remap of the head layer.
+        # Upsampled (bilinear, so exact where the map is affine): absolute source positions for one fixed-point
+        # remap of the head layer.
         h, w = y1 - y0, x1 - x0
+        maps = src[1 : 1 + h, 1 : 1 + w]
         if s > 1:
             full = self._buffer("full", (ny * s, nx * s, 2), np.float32)
-            disp = cv2.resize(disp, (nx * s, ny * s), dst=full, interpolation=cv2.INTER_LINEAR)[:h, :w]
-        maps = np.add(disp, self._grid[y0:y1, x0:x1], out=self._buffer("maps", (h, w, 2), np.float32))
+            maps = cv2.resize(src, (nx * s, ny * s), dst=full, interpolation=cv2.INTER_LINEAR)[s : s + h, s : s + w]
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
         cv2.convertMaps(maps, None, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)
         warped = self._buffer("warped", (h, w, 4), np.uint8)
@@ -484,8 +519,29 @@ def _lid_colors(rig: FaceRig, ids: np.ndarray) -> np.ndarray:
     return (0.93 * (0.5 * smooth + 0.5 * skin)).astype(np.float32)  # a closed lid sits a little in shadow
 
 
-def _displacement_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-triangle affine maps dst -> src as displacements, src - p = [c0 c1 c2; c3 c4 c5] @ [x, y, 1], (M, 6);
+def _key(expression: np.ndarray, pose: np.ndarray) -> bytes:
+    """What a frame is drawn from, as bytes: equal keys draw equal frames."""
+    return np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
+
+
+def _extend_edges(src: np.ndarray, ox: float, oy: float, step: int, size: int) -> None:
+    """Samples off the frame (beyond the mesh) take the displacement of the nearest sample on it, so the frame's edge
+    pixels move with the content next to them instead of blending towards the identity."""
+    for axis, origin in ((1, ox), (0, oy)):
+        pos = origin + step * np.arange(src.shape[axis])
+        inside = np.nonzero((pos >= -0.5) & (pos <= size - 0.5))[0]
+        if not len(inside):
+            continue
+        for i, k in (
+            (i, inside[0] if pos[i] < 0 else inside[-1]) for i in np.nonzero((pos < -0.5) | (pos > size - 0.5))[0]
+        ):
+            line, near = (src[:, i], src[:, k]) if axis == 1 else (src[i], src[k])
+            line[:] = near
+            line[:, 1 - axis] += pos[i] - pos[k]
+
+
+def _source_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-triangle affine maps dst -> src, src = [c0 c1 c2; c3 c4 c5] @ [x, y, 1], (M, 6);
     and each triangle's signed area x2 in the destination, (M,)."""
     d0, s0 = dst[:, 0], src[:, 0]
     e1, e2 = dst[:, 1] - d0, dst[:, 2] - d0
@@ -499,8 +555,8 @@ def _displacement_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.nda
     a11 = (f2[:, 1] * e1[:, 0] - f1[:, 1] * e2[:, 0]) * inv
     t0 = s0[:, 0] - a00 * d0[:, 0] - a01 * d0[:, 1]
     t1 = s0[:, 1] - a10 * d0[:, 0] - a11 * d0[:, 1]
-    coef = np.stack([a00 - 1, a01, t0, a10, a11 - 1, t1], axis=1)
-    coef[~ok] = 0.0  # a collapsed triangle covers no samples; the identity keeps the array finite
+    coef = np.stack([a00, a01, t0, a10, a11, t1], axis=1)
+    coef[~ok] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # a collapsed triangle covers no samples; the identity keeps it finite
     return coef, det
 
 

@@ -1,4 +1,4 @@
-"""A compiled triangle rasteriser for the mesh warp: writes each sample's dst -> src displacement directly.
+"""A compiled triangle rasteriser for the mesh warp: writes each sample's source position directly.
 
 Compiled with numba (a dependency of librosa, so already installed) on first use and cached on disk. Doing this in
 one loop replaces a Python loop of `cv2.fillConvexPoly` calls, a triangle-index image and a gather of per-triangle
@@ -12,18 +12,18 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def rasterize_displacement(
-    disp: np.ndarray, dst: np.ndarray, coef: np.ndarray, order: np.ndarray, ox: float, oy: float, step: int
+def rasterize_source(
+    src: np.ndarray, dst: np.ndarray, coef: np.ndarray, order: np.ndarray, ox: float, oy: float, step: int
 ) -> None:
-    """Paint triangles in `order` (later ones win) into `disp`, a displacement sampled on a grid.
+    """Paint triangles in `order` (later ones win) into `src`, the source position of each sample of a grid.
 
     Args:
-        disp: (ny, nx, 2) float32, zero where no triangle lies; sample (i, j) is at pixel (ox + step j, oy + step i).
+        src: (ny, nx, 2) float32, kept where no triangle lies; sample (i, j) is at pixel (ox + step j, oy + step i).
         dst: (M, 3, 2) float64 triangle corners in pixels.
-        coef: (M, 6) float64 displacement of each triangle: src - p = [c0 c1 c2; c3 c4 c5] @ [x, y, 1].
+        coef: (M, 6) float64 affine map of each triangle: src = [c0 c1 c2; c3 c4 c5] @ [x, y, 1].
         order: (N,) int64 triangles to draw, far to near.
     """
-    ny, nx = disp.shape[0], disp.shape[1]
+    ny, nx = src.shape[0], src.shape[1]
     for t in order:
         ax, ay = dst[t, 0, 0], dst[t, 0, 1]
         bx, by = dst[t, 1, 0], dst[t, 1, 1]
@@ -46,5 +46,5 @@ def rasterize_displacement(
                 w1 = ((cx - x) * (ay - y) - (ax - x) * (cy - y)) * sgn
                 w2 = ((ax - x) * (by - y) - (bx - x) * (ay - y)) * sgn
                 if w0 >= eps and w1 >= eps and w2 >= eps:
-                    disp[i, j, 0] = c0 * x + c1 * y + c2
-                    disp[i, j, 1] = c3 * x + c4 * y + c5
+                    src[i, j, 0] = c0 * x + c1 * y + c2
+                    src[i, j, 1] = c3 * x + c4 * y + c5

@@ -128,6 +128,16 @@ def expose_output(model, op_type: str) -> str:
     return found[0]
 
 
+def _session_options(ort):
+    """One thread that sleeps when idle: speech is made while faces render on the other cores, where a second
+    onnxruntime thread (spinning between ops by default) only takes CPU from the renderer."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
 # -- hibari ------------------------------------------------------------------------------------------------------
 
 
@@ -141,10 +151,9 @@ def load_hibari():
     tts = Hibari()
     model = onnx.load(tts.model_path)
     durations = expose_output(model, HIBARI_DURATION_OP)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), _session_options(ort), providers=["CPUExecutionProvider"]
+    )
     log.info("loaded hibari-tts voice 'heart' from %s (durations exposed from %s)", tts.model_path, durations)
     return tts, session
 
@@ -258,9 +267,9 @@ def load_piper():
     model = onnx.load(str(path))
     durations = expose_output(model, "Ceil")  # w_ceil: audio frames per phoneme id
     noise = seed_noise(model)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), _session_options(ort), providers=["CPUExecutionProvider"]
+    )
     config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
     log.info("loaded Piper voice %s (durations from %s, seeded noise)", path, durations)
     return PiperVoice(session=session, config=config), session, durations, noise
