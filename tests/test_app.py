@@ -216,10 +216,11 @@ def test_cancel_frees_the_workers(server):
 
 def _settings(script: str = "", **overrides) -> list:
     """The generate endpoint's inputs after the two people: script, voices, size, fps, seed, renderer, tts,
-    OpenAI voices, server URL, key, dialogue backend, LLM model."""
+    OpenAI voices, server URL, key, dialogue backend, LLM model, voice pitch and rate per person."""
     values = {"script": script, "voice_a": "hibari", "voice_b": "piper-joe", "size": 256, "fps": 25, "seed": 0,
               "renderer": "auto", "tts": "offline", "openai_voice_a": "coral", "openai_voice_b": "onyx",
-              "api_base_url": "", "api_key": "", "llm": "local", "llm_model": "m", **overrides}  # fmt: skip
+              "api_base_url": "", "api_key": "", "llm": "local", "llm_model": "m",
+              "pitch_a": 0, "rate_a": 1, "pitch_b": 0, "rate_b": 1, **overrides}  # fmt: skip
     return list(values.values())
 
 
