@@ -143,8 +143,6 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_environment()
         print("\n".join(f"- {p}" for p in problems) if problems else "Everything WarmChat's defaults need is here.")
         return 1 if problems else 0
-    if args.command == "batch":
-        return _batch_main(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from warmchat.health import require_checkpoints
     from warmchat.paths import MissingCheckpoint
@@ -155,21 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     except MissingCheckpoint as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "batch":
+        return _batch_main(args)
     if args.command == "animate":
         return run_animate(args)
 
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum, _frame) -> None:
-        # Finish cleanly: the pipeline stops between render batches and joins the finished turns.
-        received.append(signum)
-        stop.set()
-        signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
-        print(f"\nstopping ({signal.Signals(signum).name}): saving the finished turns…", file=sys.stderr)
-
-    for sig in EXIT_SIGNAL:
-        signal.signal(sig, on_signal)
+    # Finish cleanly: the pipeline stops between render batches and joins the finished turns.
+    stop, received = _stop_on_signals("saving the finished turns…")
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{fraction * 100:5.1f}%] {message:<40}", end="", file=sys.stderr, flush=True)
@@ -251,17 +241,8 @@ def _add_batch_parser(sub) -> None:
     b.add_argument("-v", "--verbose", action="store_true", help="let the workers' logs through")
 
 
-def _batch_main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from warmchat.batch import batch
-    from warmchat.health import require_checkpoints
-    from warmchat.paths import MissingCheckpoint
-
-    try:
-        require_checkpoints()
-    except MissingCheckpoint as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _stop_on_signals(what_happens: str) -> tuple[threading.Event, list[int]]:
+    """SIGINT/SIGTERM set the returned event (a cooperative stop) and are recorded; a second one ends the process."""
     stop = threading.Event()
     received: list[int] = []
 
@@ -269,11 +250,17 @@ def _batch_main(args: argparse.Namespace) -> int:
         received.append(signum)
         stop.set()
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once
-        print(f"\nstopping ({signal.Signals(signum).name}): finished rows are kept; run again to resume",
-              file=sys.stderr)  # fmt: skip
+        print(f"\nstopping ({signal.Signals(signum).name}): {what_happens}", file=sys.stderr)
 
     for sig in EXIT_SIGNAL:
         signal.signal(sig, on_signal)
+    return stop, received
+
+
+def _batch_main(args: argparse.Namespace) -> int:
+    from warmchat.batch import batch
+
+    stop, received = _stop_on_signals("finished rows are kept; run again to resume")
     tty = sys.stderr.isatty()
     last = [""]
 
