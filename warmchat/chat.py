@@ -27,7 +27,6 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from warmchat.config import WarmChatConfig
 from warmchat.dialogue.hygiene import fit_line, too_similar
 from warmchat.errors import InputError
 from warmchat.inputs import check_inputs
+from warmchat.pipeline import timed
 from warmchat.regenerate import TAKE_SEED, plot_timeline_with_takes
 from warmchat.render import make_renderer
 from warmchat.schema import Turn, Utterance
@@ -295,7 +295,7 @@ class Chat:
 
             progress(0.02, "listening to your recording")
             sr = cfg.speech.sample_rate
-            with self._stage("hear"):
+            with timed(self._times, "hear"):
                 samples = read_audio(audio, sr) if sample_rate is None else read_audio((sample_rate, audio), sr)
                 heard_words = transcribe(samples, sr)
             heard = text = heard_words.text.strip()
@@ -304,12 +304,12 @@ class Chat:
                     "no words were heard in the recording; speak closer to the microphone or type", "audio"
                 )
         text = self._check_line(str(text))
-        with self._stage("classify"):
+        with timed(self._times, "classify"):
             emotion, intensity = text_emotion.label_emotion(text, cfg.dialogue.emotion_classifier)
         visitor = Turn(VISITOR, text, emotion, intensity, emotion_given=False)
         index = len(self.turns)
         progress(0.1, "voicing your line" if heard is None else "placing your recording")
-        with self._stage("voice"):
+        with timed(self._times, "voice"):
             if heard is None:
                 utt = speech.voice_turn(visitor, index, self.voices[VISITOR], seed=cfg.seed, config=cfg.speech)
             else:
@@ -421,13 +421,13 @@ class Chat:
         progress(0.3, f"{self.names[AVATAR]} is thinking")
         takes = [] if replaces is None else [replaces, *self.tree.siblings(replaces.id)]
         seed = cfg.seed + len(takes) * TAKE_SEED
-        with self._stage("dialogue"):
+        with timed(self._times, "dialogue"):
             answer = self._write_answer(on_text, seed, [n.text for n in takes])
         if listening is not None:
             yield listening.result()
             exchange.listen_end = self._done
         index = len(self.turns)
-        with self._stage("voice"):
+        with timed(self._times, "voice"):
             utt = speech.voice_turn(answer, index, self.voices[AVATAR], seed=seed, config=cfg.speech)
         if replaces is None:
             self._add(answer, utt)
@@ -439,7 +439,7 @@ class Chat:
         self.clock = self.builder.finish()  # a short silence after the answer: its last reaction is seen
         yield self._render(index, self.clock.n_frames, exchange)
         seconds = time.perf_counter() - t0
-        with self._stage("join"):
+        with timed(self._times, "join"):
             exchange.video = self._exchange_video(exchange)
         progress(1.0, "done")
         fps = self.clock.fps
@@ -465,12 +465,6 @@ class Chat:
             if not any(too_similar(turn.text, old) for old in discarded):
                 break
         return Turn(AVATAR, turn.text, turn.emotion, turn.intensity, turn.emotion_given)
-
-    @contextmanager
-    def _stage(self, name: str):
-        t0 = time.perf_counter()
-        yield
-        self._times[name] = self._times.get(name, 0.0) + time.perf_counter() - t0
 
     def _snapshot(self) -> dict:
         exchanges = [replace(ex, segments=list(ex.segments)) for ex in self._exchanges]
@@ -528,7 +522,7 @@ class Chat:
         cfg, clock = self.config, self.clock
         if not exchange.segments:
             exchange.segments_start = self._done
-        with self._stage("motion"):
+        with timed(self._times, "motion"):
             self.tree.set_times(clock)
             curves = self.tree.emotion_curves(clock)
             track = motion.build_motion(AVATAR, clock, self.utterances, curves[AVATAR], cfg.motion, self.params,
@@ -538,7 +532,7 @@ class Chat:
         start = self._done
         spf = clock.sample_rate / clock.fps
         size = cfg.face.size
-        with self._stage("render"), tempfile.TemporaryDirectory() as tmp:
+        with timed(self._times, "render"), tempfile.TemporaryDirectory() as tmp:
             wav = Path(tmp) / "segment.wav"
             compose.write_wav(wav, clock.audio[round(start * spf) : round(end * spf)], clock.sample_rate)
             with compose.VideoWriter(path, size, size + compose.CAPTION_H, clock.fps, wav, cfg.compose.crf) as out:

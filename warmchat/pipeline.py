@@ -86,7 +86,8 @@ Event = TurnWritten | SegmentRendered | Notice | Finished
 
 
 @contextmanager
-def _stage(times: dict[str, float], name: str):
+def timed(times: dict[str, float], name: str):
+    """Adds the seconds spent in the block to `times[name]`."""
     t0 = time.perf_counter()
     yield
     times[name] = times.get(name, 0.0) + time.perf_counter() - t0
@@ -256,7 +257,7 @@ def iter_generate(
                 break
             clock = plan.clock
 
-            with _stage(times, "render"):
+            with timed(times, "render"):
                 path = parts / f"turn_{i + 1:03d}.ts"
 
                 def turn_progress(f: float, i: int = i) -> None:
@@ -285,7 +286,7 @@ def iter_generate(
             final = clock if complete else timeline.truncate(clock, done)
             kept = lines[: len(segments)]
             final_tree = itt if complete else itt.cut(len(segments))
-            with _stage(times, "compose"), tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(1) as pool:
+            with timed(times, "compose"), tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(1) as pool:
                 wav = Path(tmp) / "audio.wav"
                 compose.write_wav(wav, final.audio, final.sample_rate)
                 joined = pool.submit(compose.join_segments, segments, wav, paths["video"], fps)  # ffmpeg, meanwhile:
@@ -317,7 +318,7 @@ def iter_generate(
 
 def _read_portraits(req, cfg: WarmChatConfig, times: dict[str, float]) -> tuple[dict, dict]:
     """Both portraits' rigs and renderers."""
-    with _stage(times, "face"):
+    with timed(times, "face"):
         rigs = {
             "A": face.build_rig(req.portrait_a, "A", cfg.face, limits=cfg.limits),
             "B": face.build_rig(req.portrait_b, "B", cfg.face, limits=cfg.limits),
@@ -431,7 +432,7 @@ class _TurnProducer:
             self._room.acquire()
             if self._stopping.is_set():
                 return
-            with _stage(times, "dialogue"):
+            with timed(times, "dialogue"):
                 try:
                     turn = next(self._source)
                 except StopIteration:  # a backend that wrote fewer lines than it announced
@@ -439,7 +440,7 @@ class _TurnProducer:
                     return
             self._queue.put(_Written(turn))
             self.send((i + 0.1) / n_turns, f"voicing turn {i + 1}/{n_turns}")
-            with _stage(times, "speech"):
+            with timed(times, "speech"):
                 utterances.append(speech.voice_turn(turn, i, voices[turn.speaker], seed=cfg.seed, config=cfg.speech))
                 seg = builder.add(turn, utterances[-1])
                 last = i == n_turns - 1
@@ -452,10 +453,10 @@ class _TurnProducer:
                 )
                 self._queue.put(_TurnPlan(note=note))
                 return
-            with _stage(times, "tree+plot"):
+            with timed(times, "tree+plot"):
                 itt.set_times(clock)
                 emotion = curves.update(clock)
-            with _stage(times, "motion"):
+            with timed(times, "motion"):
                 tracks = {
                     p: motion.build_motion(p, clock, utterances, emotion[p], cfg.motion, params[p], done, end)
                     for p in ("A", "B")
