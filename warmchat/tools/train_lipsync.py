@@ -517,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         if any(t.enc.shape[1] != ENC_DIM for t in tracks):
             parser.error(f"the tracks in {args.tracks} lack encoder inputs; add them with --encode CLIPS_DIR")
         out = args.out or CHECKPOINTS / PHONETIC_FILE
+        if out.suffix != ".npz":
+            parser.error(f"the phonetic model is saved as .npz, not {out.name}")
         report: dict = {"model": "phonetic"}
         if args.folds:
             report |= report_of(cross_validate_phonetic(tracks, k))
