@@ -117,7 +117,7 @@ def render_clip(clip: Path, model: str, seconds: float, size: int, tmp: Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from warmchat.motion.lipsync import lagged_correlation, load_talking_track
+    from warmchat.motion.lipsync import lagged_correlation, load_lipsync, load_talking_track, predict_mouth
     from warmchat.tools.extract_motion import read_audio
     from warmchat.tools.train_lipsync import cross_validate, cross_validate_phonetic, init_from
 
@@ -188,8 +188,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'clip':30s} {'text':>6s} {'lag':>4s} {'audio':>6s} {'mean':>6s} {'lag':>4s}  transcript")
             both = []
             for tr in grid:
-                from warmchat.motion.lipsync import load_lipsync, predict_mouth
-
                 jaw_text = text_route(args.clips / f"{tr.name}.mp4", len(tr.gap), round(tr.fps), tmp)
                 jaw_audio = predict_mouth(load_lipsync(held[tr.name]["model"]), tr.features, enc=tr.enc)[:, 0]
                 rt, rm = lagged_correlation(jaw_text, tr.gap), lagged_correlation((jaw_text + jaw_audio) / 2, tr.gap)
@@ -198,6 +196,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"{grid_transcript(tr.name.split('_')[-1])}")  # fmt: skip
             m = np.mean(both, axis=0)
             print(f"{'mean':30s} {m[0]:6.3f} {'':4s} {m[1]:6.3f} {m[2]:6.3f}")
+        # One lag for all clips: where the mean over clips of the lag-fixed correlation peaks (per-clip best lags
+        # scatter by a frame or two either way around it).
+        by_lag = {}
+        for lag in range(-3, 4):
+            rs = []
+            for tr in shown_tracks:
+                jaw = predict_mouth(load_lipsync(held[tr.name]["model"]), tr.features, enc=tr.enc)[:, 0]
+                rs.append(lagged_correlation(np.roll(jaw, -lag), tr.gap, max_lag=0, trim=max(5, abs(lag)))[0])
+            by_lag[lag] = float(np.mean(rs))
+        print("mean r by lag (positive: ours trails): " + ", ".join(f"{k:+d}: {v:.3f}" for k, v in by_lag.items()))
         at_zero = sum(held[t.name]["lag"] == 0 for t in shown_tracks)
         print(f"ours above both peers on {beats}/{len(a)} held-out clips; lag 0 on {at_zero}/{len(a)}; "
               f"total {time.time() - t0:.0f} s")  # fmt: skip
