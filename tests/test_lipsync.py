@@ -141,3 +141,32 @@ def test_phoneme_mouth_runs_lead_s_ahead_of_the_sound():
     closure = int(round((0.44 - LEAD_S) * fps))
     assert jaw[closure] == 0.0 and jaw[int(round(0.44 * fps))] > 0.05  # shut before the /m/ sounds
     assert np.argmax(jaw) < int(round(0.64 * fps))  # the vowel peaks before its own centre
+
+
+@needs_whisper
+def test_a_line_without_timings_moves_the_lips_in_time_with_its_sound():
+    """A conversation line from a TTS that gives no phonemes: the phonetic model reads the timeline's audio, and its
+    jaw follows the phoneme-timed jaw of the same speech without a lag (the audio chunk lines up with the frames)."""
+    from dataclasses import replace
+
+    from warmchat.emotions import EMOTIONS
+    from warmchat.motion.speaker import MOUTH_IDX, line_mouth
+    from warmchat.schema import Turn
+    from warmchat.speech import voice_turn
+    from warmchat.timeline import build_timeline
+
+    turns = [
+        Turn("A", "Hello there.", "neutral", 0.5),
+        Turn("B", "Bob and Mary moved to Boston last May.", "neutral", 0.5),
+    ]
+    utts = [voice_turn(t, i, "hibari", seed=i) for i, t in enumerate(turns)]
+    timeline = build_timeline(turns, utts)
+    seg = timeline.segments[1]
+    emotion = np.eye(len(EMOTIONS))[EMOTIONS.index("neutral")]
+    a, timed = line_mouth(seg, utts[1], timeline, emotion)
+    b, learned = line_mouth(seg, replace(utts[1], phonemes=[]), timeline, emotion, lipsync.load_lipsync())
+    assert a == b and learned.shape == timed.shape
+    jaw_timed, jaw_learned = timed[:, MOUTH_IDX[0]], learned[:, MOUTH_IDX[0]]
+    r, lag = lagged_correlation(jaw_learned, jaw_timed)
+    assert r > 0.5 and abs(lag) <= 1
+    assert jaw_learned[-2:].max() == 0.0 and jaw_learned.max() > 0.15  # shut in the silence after, opens on speech
