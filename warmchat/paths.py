@@ -15,7 +15,9 @@ CHECKPOINTS = PACKAGE_DIR.parent / "checkpoints" if IN_CHECKOUT else PACKAGE_DIR
 # Every checkpoint the library loads, and the command that makes it again.
 MAKERS = {
     "crhmg.pt": "python -m warmchat.tools.train_crhmg",
-    "lipsync.pt": "python -m warmchat.tools.train_lipsync",
+    "lipsync.pt": "python -m warmchat.tools.train_lipsync --model mel",
+    "lipsync_phonetic.npz": "python -m warmchat.tools.train_lipsync",
+    "lipsync_basis.npz": "python -m warmchat.tools.train_lipsync --basis --encode ../shared/data/talking_clips",
     "leed.json": "python -m warmchat.tools.build_leed",
     "text_emotion_head.npz": "python scripts/train_text_emotion.py",
     "motion_tracks": f"python -m warmchat.tools.extract_motion VIDEO... -o {CHECKPOINTS / 'motion_tracks'}",
@@ -23,6 +25,8 @@ MAKERS = {
 REQUIRED = ("crhmg.pt", "lipsync.pt", "leed.json")  # the motion stage cannot run without these
 OPTIONAL = {  # what is lost without each of the others
     "text_emotion_head.npz": "lines are labelled with cue words only",
+    "lipsync_phonetic.npz": "audio without timings moves the lips by the log-mel model (less like real lips)",
+    "lipsync_basis.npz": "audio without timings moves the lips by the log-mel model (less like real lips)",
     "motion_tracks": "the training tools and benchmarks cannot run",
 }
 

@@ -280,7 +280,12 @@ def line_mouth(
     else:
         from warmchat.motion.lipsync import predict_mouth
 
-        body = predict_mouth(lipsync, feats)
+        # The phonetic model reads the audio itself: a second of it before the line's first frame, frame k centred
+        # where `segment_features` centres its analysis of frame k.
+        sr = timeline.sample_rate
+        s0 = max(round((a / fps - 1.0) * sr), 0)
+        chunk = timeline.audio[s0 : round((a + n + 1) / fps * sr)]
+        body = predict_mouth(lipsync, feats, chunk, sr, fps, start_s=(a + 0.5) / fps - s0 / sr)
     out[:, MOUTH_IDX] = shape_mouth(body, emotion)
     brows = accent_brows(feats.f0, feats.energy_db, fps) * float(emotion @ BROW_GAIN)
     out[:, INDEX["browInnerUp"]] += 0.3 * brows

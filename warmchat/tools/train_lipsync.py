@@ -1,21 +1,29 @@
-"""Train the audio-to-mouth model (warmchat/motion/lipsync.py) on real talking faces, with held-out figures.
+"""Train the audio-to-mouth models (warmchat/motion/lipsync.py) on real talking faces, with held-out figures.
 
-    python -m warmchat.tools.train_lipsync [--extract ../shared/data/talking_clips] [--steps 300] [--folds 5]
+    python -m warmchat.tools.train_lipsync [--model phonetic|mel] [--extract ../shared/data/talking_clips] [--folds 5]
 
 Training pairs are real: the soundtracks of 19 talking-face clips (the speakers' own voices) against the mouths
-measured on their video by the project's tracker (`--extract` writes these derived tracks, checkpoints/talking_tracks/;
-the videos are never needed again). The jaw target is the clip's inner-lip gap, the other outputs the fitted rig
-controls (rounding, spreading, press, lip corners). Training starts from the synthetic pre-training (the offline voices
-against the phoneme-driven mouth, `checkpoints/lipsync_synthetic.pt`, or `--pretrain-steps` to redo it) and
-fine-tunes on the real clips. Reported: per clip, by speaker-level cross-validation (no speaker is ever in both the
-training and the test part of a fold), the protocol's correlation with the real lip gap (Pearson, best lag within
-+-3 frames, 5 frames trimmed at each end), the best lag and the closure recall. The final checkpoint trains on all
-clips.
+measured on their video by the project's tracker (`--extract` writes these derived tracks, checkpoints/talking_tracks/,
+with the soundtrack's log-mel and Whisper-encoder inputs; the videos are never needed again). The jaw target is the
+clip's inner-lip gap, the other outputs the fitted rig controls (rounding, spreading, press, lip corners).
+
+- phonetic (default, `lipsync_phonetic.npz`): ridge regression on the Whisper encoder's components. Its context,
+  penalty and output delay are chosen by an inner speaker-level cross-validation inside each training part, so the
+  held-out figures never saw their clips, not even to pick a setting. The encoder's projection (`lipsync_basis.npz`)
+  is a PCA of the two offline voices reading LINES, no real clip; `--basis` refits it (then re-extract the tracks'
+  encoder inputs with `--encode CLIPS_DIR`).
+- mel (fallback without faster-whisper, `lipsync.pt`): the CNN, fine-tuned from the synthetic pre-training (the
+  offline voices against the phoneme-driven mouth, `checkpoints/lipsync_synthetic.pt`, or `--pretrain-steps`).
+
+Reported: per clip, by speaker-level cross-validation (no speaker is ever in both the training and the test part of a
+fold), the protocol's correlation with the real lip gap (Pearson, best lag within +-3 frames, 5 frames trimmed at each
+end), the best lag and the closure recall. The final checkpoint trains on all clips.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import time
@@ -24,17 +32,25 @@ from pathlib import Path
 import numpy as np
 
 from warmchat.motion.lipsync import (
+    BASIS_FILE,
+    ENC_DIM,
     N_OUT,
     OPEN_JAW,
+    PHONETIC_FILE,
     TALKING_TRACKS,
     TRACK_CONTROLS,
     TRIM,
+    PhoneticMouth,
     TalkingTrack,
     build_model,
+    encoder_inputs,
     lagged_correlation,
     line_inputs,
     load_talking_track,
+    phonetic_inputs,
     predict_mouth,
+    stack_context,
+    whisper_encoding,
 )
 from warmchat.motion.speaker import coarticulate, loudness_gain, segment_features, segment_frames
 from warmchat.paths import CHECKPOINTS
@@ -141,7 +157,8 @@ def extract_talking_clip(video: Path, speaker: str) -> TalkingTrack:
 
     frames, fps = read_video(video)
     tracked = track_landmarks(frames)
-    tracks = extract_motion(frames, fps, read_audio(video, 16000), 16000, tracked=tracked)
+    audio = read_audio(video, 16000)
+    tracks = extract_motion(frames, fps, audio, 16000, tracked=tracked)
     del frames
     measures = np.zeros((len(tracked), 3), np.float32)
     for i, lm in enumerate(tracked):
@@ -163,6 +180,7 @@ def extract_talking_clip(video: Path, speaker: str) -> TalkingTrack:
         mel=tracks.mel,
         energy_db=tracks.energy_db,
         f0=tracks.f0,
+        enc=encoder_inputs(audio, 16000, len(found), tracks.fps),
     )
 
 
@@ -177,6 +195,19 @@ def extract_talking_clips(clips: Path, out: Path) -> None:
         track = extract_talking_clip(clips / f"{row['name']}.mp4", SPEAKERS.get(row["name"], row["name"]))
         track.save(target)
         log.info("%s: %d frames (%.0f s)", row["name"], len(track.gap), time.time() - t0)
+
+
+def encode_talking_clips(clips: Path, tracks_dir: Path) -> None:
+    """Recompute the encoder inputs (`enc`) of every track in `tracks_dir` from its clip's soundtrack."""
+    from dataclasses import replace
+
+    from warmchat.tools.extract_motion import read_audio
+
+    for path in sorted(tracks_dir.glob("*.npz")):
+        track = load_talking_track(path)
+        audio = read_audio(clips / f"{track.name}.mp4", 16000)
+        replace(track, enc=encoder_inputs(audio, 16000, len(track.gap), track.fps)).save(path)
+        log.info("%s: encoder inputs", track.name)
 
 
 def read_manifest(clips: Path) -> list[dict[str, str]]:
@@ -299,6 +330,130 @@ def cross_validate(
     return out
 
 
+# ----- the phonetic model -------------------------------------------------------------------------------------------
+CONTEXTS = (2, 4, 6)  # frames stacked either side, chosen by the inner cross-validation
+ALPHAS = (0.3, 1.0, 3.0)  # ridge penalty per training frame (inputs are about unit scale)
+DELAYS = (0, 1, 2)  # output delays in frames
+SILENCES_DB = (40.0, 60.0)  # below the line's loudest: closed (40 as the mel model; 60 about only digital silence)
+
+
+def fit_basis() -> dict[str, np.ndarray]:
+    """PCA of the encoder output on the offline voices reading LINES (no real clip): center, axes, spread."""
+    from warmchat.speech import voice_turn
+    from warmchat.speech.audio import resample
+
+    frames = []
+    for voice in ("hibari", "piper-joe"):
+        pcm = []
+        for i, text in enumerate(LINES):
+            utt = voice_turn(Turn("A", text, EMOTIONS_USED[i % len(EMOTIONS_USED)], 0.8), i, voice, seed=i)
+            pcm += [resample(utt.audio, utt.sample_rate, 16000), np.zeros(4000, np.float32)]
+        enc = whisper_encoding(np.concatenate(pcm))
+        frames.append(enc)
+        log.info("basis: voice %s, %d encoder frames", voice, len(enc))
+    x = np.concatenate(frames)
+    center = x.mean(0)
+    _, sv, vt = np.linalg.svd(x - center, full_matrices=False)
+    return {"center": center, "axes": vt[:ENC_DIM].T, "spread": sv[:ENC_DIM] / np.sqrt(len(x) - 1)}
+
+
+def phonetic_stats(items: list[dict], context: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per clip, the ridge regression's sufficient statistics (X'X, X'Y) with `context` frames stacked."""
+    out = []
+    for it in items:
+        x = stack_context(it["xp"], context).astype(np.float64)
+        out.append((x.T @ x, x.T @ it["y"]))
+    return out
+
+
+def ridge(stats: list[tuple[np.ndarray, np.ndarray]], alpha: float, frames: int) -> np.ndarray:
+    """Weights from summed statistics; the intercept (last input) is not penalised."""
+    gram = sum(g for g, _ in stats)
+    cross = sum(c for _, c in stats)
+    penalty = np.full(len(gram), alpha * frames)
+    penalty[-1] = 0.0
+    return np.linalg.solve(gram + np.diag(penalty), cross).astype(np.float32)
+
+
+def _delayed(y: np.ndarray, delay: int) -> np.ndarray:
+    return np.concatenate([np.repeat(y[:1], delay, 0), y[: len(y) - delay]]) if delay else y
+
+
+def _lag0(pred: np.ndarray, real: np.ndarray) -> float:
+    return lagged_correlation(pred, real, max_lag=0)[0]
+
+
+def _gated(jaw: np.ndarray, energy_db: np.ndarray, silence_db: float) -> np.ndarray:
+    return np.where(energy_db < max(float(energy_db.max()) - silence_db, -70.0), 0.0, jaw)
+
+
+def choose_setting(items: list[dict], tracks: list[TalkingTrack], k: int = 4) -> tuple[int, float, int, float]:
+    """(context, alpha, delay, silence_db) with the best mean lag-0 correlation on held-out speakers of `items`."""
+    scores: dict[tuple[int, float, int, float], list[float]] = {}
+    groups = folds(tracks, min(k, len(tracks)))
+    for context in CONTEXTS:
+        stats = phonetic_stats(items, context)
+        for held in groups:
+            train_idx = [i for i, it in enumerate(items) if it["speaker"] not in held]
+            frames = sum(len(items[i]["y"]) for i in train_idx)
+            for alpha in ALPHAS:
+                w = ridge([stats[i] for i in train_idx], alpha, frames)
+                for it in items:
+                    if it["speaker"] not in held:
+                        continue
+                    jaw = np.clip(stack_context(it["xp"], context) @ w[:, 0], 0, 1)
+                    for delay, silence in itertools.product(DELAYS, SILENCES_DB):
+                        pred = _gated(_delayed(jaw, delay), it["db"], silence)
+                        scores.setdefault((context, alpha, delay, silence), []).append(_lag0(pred, it["gap"]))
+    return max(scores, key=lambda s: np.mean(scores[s]))
+
+
+def train_phonetic(items: list[dict], tracks: list[TalkingTrack]) -> PhoneticMouth:
+    """The phonetic model on `items`, its setting chosen by cross-validation inside them, its floor a priori.
+
+    Floor: the jawOpen quantile of the model's own training output at the share of training frames whose target is
+    closed (below CLOSED_JAW), so it shuts about as often as the real lips.
+    """
+    context, alpha, delay, silence_db = choose_setting(items, tracks)
+    w = ridge(phonetic_stats(items, context), alpha, sum(len(it["y"]) for it in items))
+    fitted = np.concatenate([_delayed(stack_context(it["xp"], context) @ w[:, 0], delay) for it in items])
+    closed = float(np.mean(np.concatenate([it["y"][:, 0] for it in items]) < CLOSED_JAW))
+    floor = float(np.quantile(np.clip(fitted, 0, 1), closed))
+    log.info("phonetic: context %d, alpha %.1f, delay %d, floor %.3f, silence %.0f dB", context, alpha, delay, floor,
+             silence_db)  # fmt: skip
+    return PhoneticMouth(w, context, delay, floor, silence_db)
+
+
+def phonetic_items(tracks: list[TalkingTrack]) -> list[dict]:
+    items = real_items(tracks)
+    for it, tr in zip(items, tracks, strict=True):
+        it["xp"], it["gap"], it["db"] = phonetic_inputs(tr.enc, tr.features), tr.gap, tr.energy_db
+    return items
+
+
+def cross_validate_phonetic(tracks: list[TalkingTrack], k: int, save_dir: Path | None = None) -> dict[str, dict]:
+    """Held-out figures per clip, as `cross_validate`, for the phonetic model (inner CV inside each training part)."""
+    items = phonetic_items(tracks)
+    out = {}
+    for i, held in enumerate(folds(tracks, k)):
+        train_tracks = [tr for tr in tracks if tr.speaker not in held]
+        model = train_phonetic([it for it in items if it["speaker"] not in held], train_tracks)
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            model.save(save_dir / f"fold_{i}.npz")
+        for tr in tracks:
+            if tr.speaker in held:
+                jaw = predict_mouth(model, tr.features, enc=tr.enc)[:, 0]
+                r, lag = lagged_correlation(jaw, tr.gap)
+                recall, n_closed = closure_recall(jaw, tr.gap)
+                out[tr.name] = {"r": round(r, 3), "lag": lag, "closure_recall": round(recall, 3), "closed": n_closed,
+                                "setting": [model.context, model.delay, model.silence_db]}  # fmt: skip
+                if save_dir is not None:
+                    out[tr.name]["model"] = str(save_dir / f"fold_{i}.npz")
+        log.info("fold %d (%s) done", i, ", ".join(held))
+    return out
+
+
 def synthetic_init(pretrain_steps: int) -> dict:
     """Weights pre-trained on the offline voices against the phoneme-driven mouth (lip corners left at rest)."""
     items = synthesize_lines(("hibari", "piper-joe"))
@@ -321,41 +476,74 @@ def init_from(path: Path) -> dict:
     return state
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
+def report_of(held: dict[str, dict]) -> dict:
+    return {
+        "held_out": held,
+        "mean_r": round(float(np.mean([v["r"] for v in held.values()])), 3),
+        "mean_closure_recall": round(float(np.nanmean([v["closure_recall"] for v in held.values()])), 3),
+        "lags": {lag: sum(v["lag"] == lag for v in held.values()) for lag in range(-3, 4)},
+    }
 
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m warmchat.tools.train_lipsync", description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="training steps on the real clips")
+    parser.add_argument("--model", choices=("phonetic", "mel"), default="phonetic")
+    parser.add_argument("--steps", type=int, default=300, help="mel: training steps on the real clips")
     parser.add_argument("--init", type=Path, default=CHECKPOINTS / "lipsync_synthetic.pt",
-                        help="pre-trained weights to fine-tune ('': start from scratch)")  # fmt: skip
+                        help="mel: pre-trained weights to fine-tune ('': start from scratch)")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=int, default=0,
-                        help="pre-train on the offline voices for this many steps instead of --init")  # fmt: skip
+                        help="mel: pre-train on the offline voices for this many steps instead of --init")  # fmt: skip
     parser.add_argument("--folds", type=int, default=5, help="speaker-level cross-validation folds (0: skip)")
     parser.add_argument("--tracks", type=Path, default=TALKING_TRACKS, help="derived real tracks (npz)")
     parser.add_argument("--extract", type=Path, help="first extract tracks from the clips in this folder")
-    parser.add_argument("--out", type=Path, default=CHECKPOINTS / "lipsync.pt")
+    parser.add_argument("--basis", action="store_true", help="phonetic: first refit the encoder projection")
+    parser.add_argument("--encode", type=Path, help="first recompute the tracks' encoder inputs from these clips")
+    parser.add_argument(
+        "--out", type=Path, help="checkpoint (default: checkpoints/lipsync_phonetic.npz or lipsync.pt)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(1)  # small convolutions: a second thread mostly waits
+    if args.basis:
+        np.savez(CHECKPOINTS / BASIS_FILE, **{k: v.astype(np.float32) for k, v in fit_basis().items()})
     if args.extract:
         extract_talking_clips(args.extract, args.tracks)
+    if args.encode:
+        encode_talking_clips(args.encode, args.tracks)
     tracks = [load_talking_track(p) for p in sorted(args.tracks.glob("*.npz"))]
     if not tracks:
         parser.error(f"no tracks in {args.tracks}; extract them with --extract CLIPS_DIR")
-    if args.pretrain_steps:
-        init = synthetic_init(args.pretrain_steps)
+    k = min(args.folds, len({t.speaker for t in tracks}))
+    if args.model == "phonetic":
+        if any(t.enc.shape[1] != ENC_DIM for t in tracks):
+            parser.error(f"the tracks in {args.tracks} lack encoder inputs; add them with --encode CLIPS_DIR")
+        out = args.out or CHECKPOINTS / PHONETIC_FILE
+        if out.suffix != ".npz":
+            parser.error(f"the phonetic model is saved as .npz, not {out.name}")
+        report: dict = {"model": "phonetic"}
+        if args.folds:
+            report |= report_of(cross_validate_phonetic(tracks, k))
+        model = train_phonetic(phonetic_items(tracks), tracks)
+        model.save(out)
+        report["setting"] = {"context": model.context, "delay": model.delay, "floor": round(model.floor, 3),
+                             "silence_db": model.silence_db}  # fmt: skip
     else:
-        init = init_from(args.init) if str(args.init) and args.init.is_file() else None
-    report: dict = {"init": "synthetic pre-training" if args.pretrain_steps else str(init and args.init.name)}
-    if args.folds:
-        held = cross_validate(tracks, args.steps, min(args.folds, len({t.speaker for t in tracks})), init)
-        report["held_out"] = held
-        report["mean_r"] = round(float(np.mean([v["r"] for v in held.values()])), 3)
-        report["mean_closure_recall"] = round(float(np.nanmean([v["closure_recall"] for v in held.values()])), 3)
-        report["lags"] = {lag: sum(v["lag"] == lag for v in held.values()) for lag in range(-3, 4)}
-    model = train(real_items(tracks), args.steps, init=init)
-    torch.save({k: v.half() for k, v in model.state_dict().items()}, args.out)
-    report["checkpoint"] = f"{args.out.name} ({args.out.stat().st_size / 1e3:.0f} kB)"
+        import torch
+
+        torch.set_num_threads(1)  # small convolutions: a second thread mostly waits
+        out = args.out or CHECKPOINTS / "lipsync.pt"
+        if args.pretrain_steps:
+            init = synthetic_init(args.pretrain_steps)
+        else:
+            init = init_from(args.init) if str(args.init) and args.init.is_file() else None
+        report = {
+            "model": "mel",
+            "init": "synthetic pre-training" if args.pretrain_steps else str(init and args.init.name),
+        }
+        if args.folds:
+            report |= report_of(cross_validate(tracks, args.steps, k, init))
+        model = train(real_items(tracks), args.steps, init=init)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, out)
+    report["checkpoint"] = f"{out.name} ({out.stat().st_size / 1e3:.0f} kB)"
     print(json.dumps(report, indent=1))
     return 0
 
