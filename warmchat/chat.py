@@ -227,7 +227,7 @@ class Chat:
         from warmchat.motion.crhmg import load_crhmg
         from warmchat.motion.features import frame_features
 
-        load_crhmg()  # the head-motion model, the speech analysis (librosa), the renderer's kernels (one rest frame)
+        load_crhmg()  # the head-motion model, the speech analysis (mel, YIN), the renderer's kernels (one rest frame)
         frame_features(np.zeros(cfg.speech.sample_rate, np.float32), cfg.speech.sample_rate, cfg.compose.fps, 25)
         self.renderer.render_batch(np.zeros((1, K), np.float32), np.array([[0, 0, 0, 0, 0, 1]], np.float32))
         self.tree = InteractiveTalkingTree(self.topic, self.emotion, "neutral", cfg.tree)

@@ -247,14 +247,27 @@ class Calibration:
 
 
 def one_pole(x: np.ndarray, tau_s: float, rest: bool = False, fps: float = FPS) -> np.ndarray:
-    """Causal one-pole low-pass over time (axis 0), time constant `tau_s`; starts at 0 (`rest`) or at x[0]."""
+    """Causal one-pole low-pass over time (axis 0), time constant `tau_s`; starts at 0 (`rest`) or at x[0].
+
+    y[t] = a y[t-1] + (1 - a) x[t], solved in closed form a block at a time (scipy.signal.lfilter computes the same
+    to ~1e-13, but importing scipy.signal costs ~0.5 s of start-up, and a Python loop over frames is slow on long
+    conversations). Frame t depends only on frames <= t and comes out the same whatever the length of `x`.
+    """
     if tau_s <= 0:
         return np.zeros_like(x) if rest else x
-    from scipy.signal import lfilter
-
-    a = float(np.exp(-1.0 / (tau_s * fps)))
-    zi = np.zeros_like(x[:1]) if rest else x[:1] * a
-    return lfilter([1 - a], [1, -a], x, axis=0, zi=zi)[0]
+    decay = 1.0 / (tau_s * fps)  # a = exp(-decay)
+    a = np.exp(-decay)
+    block = max(1, int(30.0 / decay))  # a ** -block <= e**30: the scaled sums below stay far from overflow
+    grow = np.exp(decay * np.arange(block)).reshape(-1, *[1] * (np.ndim(x) - 1))  # a ** -j, the same for every block
+    x = np.asarray(x, np.float64)
+    y = np.empty_like(x)
+    prev = np.zeros_like(x[:1]) if rest else x[:1]  # the output before the block
+    for t0 in range(0, len(x), block):
+        chunk, g = x[t0 : t0 + block], grow[: len(x) - t0]
+        # y[t0 + j] = a ** (j + 1) * prev + (1 - a) * sum_{i <= j} a ** (j - i) * chunk[i]
+        y[t0 : t0 + len(chunk)] = (a * prev + (1 - a) * np.cumsum(chunk * g, axis=0)) / g
+        prev = y[t0 + len(chunk) - 1 : t0 + len(chunk)]
+    return y
 
 
 # ----- generation ------------------------------------------------------------------------------------------------

@@ -146,3 +146,71 @@ def mean_f0(audio: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 500.0)
     y = resample(audio, sr, 16000)  # pYIN cost grows with the rate; 16 kHz keeps every speech F0
     f0, voiced, _ = librosa.pyin(y, fmin=fmin, fmax=fmax, sr=16000, frame_length=1024, hop_length=160)
     return float(np.exp(np.mean(np.log(f0[voiced])))) if voiced.any() else float("nan")
+
+
+def _hann(n: int) -> np.ndarray:
+    """(n,) periodic Hann window: overlapping copies at a hop of n / 4 sum to a constant."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+
+def _time_stretch(audio: np.ndarray, rate: float, n_fft: int, hop: int) -> np.ndarray:
+    """`audio` played `rate` times faster at the same pitch (phase vocoder), ~len(audio) / rate samples, float32.
+
+    A centred STFT (Hann, zero padding), its frames resampled in time with linear magnitude interpolation and
+    phases advanced by each bin's measured frequency, then an overlap-add inverse STFT normalised by the summed
+    squared window, as librosa.effects.time_stretch does (float32 spectra, so the result matches it closely).
+    """
+    window = _hann(n_fft)
+    padded = np.pad(audio.astype(np.float32), n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (F, n_fft), frame k centred at k * hop
+    spec = np.fft.rfft(frames * window, axis=1).astype(np.complex64)  # (F, n_fft // 2 + 1)
+    n_frames = len(spec)
+
+    # Phase vocoder: output frame t reads input position t * rate.
+    steps = np.arange(0, n_frames, rate)
+    spec = np.concatenate([spec, np.zeros((2, spec.shape[1]), spec.dtype)])  # reading frame k + 1 past the end
+    mags, phases = np.abs(spec), np.angle(spec)
+    expected = hop * 2 * np.pi * np.arange(spec.shape[1]) / n_fft  # (K,) radians a bin advances per hop
+    out = np.empty((len(steps), spec.shape[1]), np.complex64)
+    phase = phases[0].copy()  # float32, accumulated as librosa does
+    for t, step in enumerate(steps):
+        k, frac = int(step), step % 1.0
+        mag = (1 - frac) * mags[k] + frac * mags[k + 1]
+        out[t] = mag * (np.cos(phase) + 1j * np.sin(phase))
+        deviation = phases[k + 1] - phases[k] - expected
+        phase += expected + deviation - 2 * np.pi * np.round(deviation / (2 * np.pi))
+
+    # Inverse STFT of the frames the output needs, overlap-added hop by hop (n_fft is a multiple of hop).
+    length = int(round(len(audio) / rate))
+    used = min(len(out), int(np.ceil((length + 2 * (n_fft // 2)) / hop)))
+    pieces = n_fft // hop
+    wave = (np.fft.irfft(out[:used], n_fft, axis=1) * window).reshape(used, pieces, hop)
+    total = np.zeros((used + pieces - 1, hop))
+    weight = np.zeros((used + pieces - 1, hop))
+    for j in range(pieces):
+        total[j : j + used] += wave[:, j]
+        weight[j : j + used] += (window**2).reshape(pieces, hop)[j]
+    total, weight = total.reshape(-1)[n_fft // 2 :], weight.reshape(-1)[n_fft // 2 :]
+    y = np.zeros(length)
+    m = min(length, len(total))
+    nonzero = weight[:m] > np.finfo(np.float32).tiny
+    y[:m][nonzero] = total[:m][nonzero] / weight[:m][nonzero]
+    return y.astype(np.float32)
+
+
+def pitch_shift(audio: np.ndarray, sr: int, semitones: float, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+    """(S,) float32 `audio` with its pitch moved by `semitones`, same length and timing.
+
+    Time-stretches by the frequency ratio (phase vocoder), then resamples back to the original duration (soxr HQ),
+    which moves every frequency by that ratio: the same steps as librosa.effects.pitch_shift (whose import costs
+    1-2 s of start-up), so voices shifted by either sound the same.
+    """
+    if n_fft % hop:
+        raise ValueError(f"pitch_shift: n_fft={n_fft} must be a multiple of hop={hop}")
+    if len(audio) == 0:
+        return np.zeros(0, np.float32)
+    rate = 2.0 ** (-semitones / 12)
+    shifted = resample(_time_stretch(audio, rate, n_fft, hop), sr / rate, sr)
+    out = np.zeros(len(audio), np.float32)
+    out[: min(len(out), len(shifted))] = shifted[: len(out)]
+    return out

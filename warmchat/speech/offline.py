@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from warmchat.loading import load_once
-from warmchat.speech.audio import PAUSE, Speech
+from warmchat.speech.audio import PAUSE, Speech, pitch_shift
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def piper_sentence(
 
     Piper has no pitch control, and its F0 drifts down whenever its length scale moves away from 1 (measured:
     -0.6 to -0.8 semitones at rates 0.84 and 1.1), so a resample-and-respeak shift only reached ~60% of the
-    asked-for semitones. A phase-vocoder shift (librosa) after synthesis keeps the duration, so the engine's
+    asked-for semitones. A phase-vocoder shift (`pitch_shift`) after synthesis keeps the duration, so the engine's
     timings stay exact, and moves F0 by the full amount.
     """
     voice, session, durations, noise_inputs = load_piper()
@@ -328,10 +328,8 @@ def piper_sentence(
         return Speech(np.zeros(0, np.float32), sr)
     wave = np.concatenate(audio)
     if abs(shift) > 1e-6:
-        import librosa
-
         # 46 ms frames, 1/4 overlap: short enough to keep consonant onsets crisp at speech F0.
-        wave = librosa.effects.pitch_shift(wave, sr=sr, n_steps=shift, n_fft=1024, hop_length=256)
+        wave = pitch_shift(wave, sr, shift, n_fft=1024, hop=256)
     words = [w for w in (t.strip('.,;:!?"()—…') for t in sentence.split()) if any(c.isalnum() for c in w)]
     word_phones = [_labels([c for ps in voice.phonemize(w) for c in ps]) for w in words]
     timed = assign_words(merge_tokens(tokens), word_phones)
