@@ -101,8 +101,9 @@ def test_pitch_shift_of_nothing_is_nothing():
 
 
 def test_rendering_a_conversation_imports_no_heavy_audio_or_diffusion_modules(tmp_path):
-    """A fresh process renders two turns (one in the pitch-shifted Piper voice) and reports what got imported."""
-    # transformers (the text-emotion embedder) is covered by its own change to warmchat/text_emotion.py.
+    """A fresh process renders two turns (one in the pitch-shifted Piper voice, one whose emotion the text classifier
+    labels) and reports what got imported: none of these is needed, and each cost seconds of start-up."""
+    script = TWO_TURNS + "A: That sounds hard, tell me what happened.\n"  # no label: the MiniLM classifier runs
     code = f"""
 import json, sys
 import warmchat.speech.offline as offline
@@ -115,8 +116,8 @@ cfg = WarmChatConfig(seed=0)
 cfg.face.size = 256
 cfg.speech.cache = False  # synthesise, so the pitch shift and the speech analysis run
 generate({str(EXAMPLES / "astronaut.png")!r}, {str(EXAMPLES / "grace_hopper.jpg")!r}, emotion_a="happy",
-         script={TWO_TURNS!r}, out={str(tmp_path / "chat.mp4")!r}, config=cfg)
-heavy = [m for m in ("librosa", "scipy.signal", "diffusers") if m in sys.modules]
+         script={script!r}, out={str(tmp_path / "chat.mp4")!r}, config=cfg)
+heavy = [m for m in ("librosa", "scipy.signal", "diffusers", "transformers") if m in sys.modules]
 print(json.dumps({{"heavy": heavy, "pitch_shifts": len(shifts)}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
