@@ -6,7 +6,8 @@ seconds (stages overlap: turn i+1 is written, voiced and moved while turn i rend
 the first finished turn, peak RSS of the Python process (ffmpeg runs beside it). For scale on a busy
 machine, the same run re-encodes the produced video with x264 `ultrafast` and `veryfast` (the encode floor) and
 records the load average before and after. `--presets` also compares x264 presets at equal bitrate (PSNR, SSIM,
-seconds) on a lossless capture of the 60 s conversation's frames.
+seconds) on the 60 s conversation's frames, and x264 settings at the pipeline's CRF 20 on a lossless capture of four
+turns (encoder CPU per frame, bytes, PSNR, SSIM).
 
 Usage: python benchmarks/bench_pipeline.py [--size 512] [--long-minutes 10] [--presets]
 """
@@ -31,7 +32,7 @@ SCRIPT_60S = ROOT / "benchmarks" / "data" / "sixty_seconds.txt"
 PORTRAITS = (ROOT / "examples" / "astronaut.png", ROOT / "examples" / "grace_hopper.jpg")
 
 
-def run_one(script: str, out: Path, size: int) -> dict:
+def run_one(script: str, out: Path, size: int, crf: int | None = None) -> dict:
     """Render one scripted conversation in this process; the figures as a dict."""
     sys.path.insert(0, str(ROOT))
     from warmchat import WarmChatConfig
@@ -41,6 +42,8 @@ def run_one(script: str, out: Path, size: int) -> dict:
     cfg.face.size = size
     cfg.speech.cache = False  # measure synthesis, not the speech cache
     cfg.limits.script_lines = 10_000
+    if crf is not None:
+        cfg.compose.crf = crf
     first = None
     for event in iter_generate(
         *PORTRAITS, emotion_a="happy", emotion_b="neutral", script=script, out=out, config=cfg,
@@ -64,9 +67,10 @@ def run_one(script: str, out: Path, size: int) -> dict:
     }
 
 
-def _child(script_path: Path, out: Path, size: int, repeat: int) -> dict:
+def _child(script_path: Path, out: Path, size: int, repeat: int, crf: int | None = None) -> dict:
     """`run_one` in a fresh interpreter, so imports and peak memory are this conversation's alone."""
     cmd = [sys.executable, __file__, "--child", str(script_path), "--repeat", str(repeat), "--size", str(size)]
+    cmd += ["--crf", str(crf)] if crf is not None else []
     proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark run failed:\n{proc.stderr[-3000:]}")
@@ -130,6 +134,52 @@ def compare_presets(video: Path, workdir: Path) -> list[dict]:
     return rows
 
 
+X264_AT_CRF = [  # (name, preset, x264-params) compared at the pipeline's CRF 20
+    ("veryfast", "veryfast", ""),
+    ("veryfast me=dia subme=1", "veryfast", "me=dia:subme=1"),
+    ("superfast", "superfast", ""),
+    ("superfast + mbtree (default)", "superfast", "mbtree=1:rc-lookahead=10"),
+    ("ultrafast", "ultrafast", ""),
+]
+
+
+def compare_at_crf(workdir: Path, size: int) -> list[dict]:
+    """x264 settings at CRF 20 on a lossless capture of four turns: encoder CPU ms per frame, size, PSNR, SSIM.
+
+    The capture is rendered with CRF 0 (lossless), decoded once to raw YUV, and every setting encodes the same
+    frames with one thread, so the CPU time is the encoder's alone and comparable on a busy machine.
+    """
+    lines = [ln for ln in SCRIPT_60S.read_text().splitlines() if ln.strip() and not ln.startswith("#")][:4]
+    script = workdir / "four_turns.txt"
+    script.write_text("\n".join(lines) + "\n")
+    lossless = _child(script, workdir / "lossless.mp4", size, 1, crf=0)
+    ffmpeg, raw = _ffmpeg(), workdir / "lossless.yuv"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(workdir / "lossless.mp4"), "-f", "rawvideo", str(raw)])
+    dims = re.search(r", (\d+x\d+)", subprocess.run([ffmpeg, "-i", str(workdir / "lossless.mp4")],
+                                                    capture_output=True, text=True).stderr).group(1)  # fmt: skip
+    src = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", dims, "-r", "25", "-i", str(raw)]
+    rows = []
+    for name, preset, params in X264_AT_CRF:
+        out = workdir / f"crf20_{preset}_{params.replace(':', '_')}.mp4"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cmd = [ffmpeg, "-v", "error", "-y", *src, "-c:v", "libx264", "-threads", "1", "-preset", preset, "-bf", "0"]
+        subprocess.run([*cmd, *(["-x264-params", params] if params else []), "-crf", "20", str(out)], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        cmp = subprocess.run(
+            [ffmpeg, *src, "-i", str(out), "-lavfi", "[1:v][0:v]ssim;[1:v][0:v]psnr", "-f", "null", "-"],
+            capture_output=True,
+            text=True,
+        ).stderr
+        rows.append({
+            "x264": name, "cpu_ms_per_frame": round(1000 * cpu / lossless["frames"], 2),
+            "bytes": out.stat().st_size, "psnr_db": float(re.search(r"PSNR.* average:([\d.]+)", cmp).group(1)),
+            "ssim": float(re.search(r"SSIM.* All:([\d.]+)", cmp).group(1)),
+        })  # fmt: skip
+    raw.unlink()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512, help="pixels per face")
@@ -139,10 +189,11 @@ def main() -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--crf", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         lines = [ln for ln in args.child.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-        print(json.dumps(run_one("\n".join(lines * args.repeat), args.out, args.size)))
+        print(json.dumps(run_one("\n".join(lines * args.repeat), args.out, args.size, args.crf)))
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +211,7 @@ def main() -> None:
         report["long"] = _child(SCRIPT_60S, args.workdir / "long.mp4", args.size, repeat)
     if args.presets:
         report["x264_presets_at_equal_bitrate"] = compare_presets(video, args.workdir)
+        report["x264_at_crf_20_lossless_source"] = compare_at_crf(args.workdir, args.size)
     report["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=1))
 

@@ -45,6 +45,13 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
         w.writeframes(pcm.tobytes())
 
 
+# x264 settings, chosen by measurement (README, Speed): on a lossless capture of a conversation at CRF 20, superfast
+# with macroblock-tree rate control (which superfast turns off) costs 31 % less encoder CPU than veryfast (4.0 vs
+# 5.7 ms per 1024x608 frame) for the same picture (PSNR 43.65 vs 43.74 dB, SSIM 0.985 vs 0.986) and 18 % more bytes.
+X264_PRESET = "superfast"
+X264_PARAMS = "mbtree=1:rc-lookahead=10"
+
+
 class VideoWriter:
     """Streams RGB frames into ffmpeg as they are made (memory does not grow with length), muxed with a WAV track.
 
@@ -53,7 +60,15 @@ class VideoWriter:
     """
 
     def __init__(
-        self, path: Path, width: int, height: int, fps: int, audio_wav: Path, crf: int = 20, preset: str = "veryfast"
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: int,
+        audio_wav: Path,
+        crf: int = 20,
+        preset: str = X264_PRESET,
+        x264_params: str = X264_PARAMS,
     ):
         self.path = Path(path)
         container = ["-f", "mpegts"] if self.path.suffix == ".ts" else ["-movflags", "+faststart"]
@@ -66,6 +81,7 @@ class VideoWriter:
             ffmpeg_exe(), *"-y -loglevel error -f rawvideo -pix_fmt".split(), "yuv420p" if self._yuv else "rgb24",
             *["-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-i", str(audio_wav)],
             *f"-c:v libx264 -preset {preset} -bf 0 -crf {crf} -pix_fmt yuv420p -c:a aac -b:a 128k".split(),
+            *(["-x264-params", x264_params] if x264_params else []),
             *container, str(self.path),
         ]  # fmt: skip
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -121,7 +137,8 @@ class SegmentWriter:
     crf: int
     batch_frames: int = 48  # frames per render call: the diffusion renderer makes one GPU call per batch
     workers: int = 0  # render threads: 0 renders in the caller's thread (e.g. a GPU renderer), 2 = A and B at once
-    preset: str = "veryfast"  # x264 preset (see README, Speed)
+    preset: str = X264_PRESET  # x264 preset and options (see README, Speed)
+    x264_params: str = X264_PARAMS
 
     def __post_init__(self) -> None:
         self._pool = None
@@ -153,7 +170,9 @@ class SegmentWriter:
             with tempfile.TemporaryDirectory() as tmp:
                 wav = Path(tmp) / "segment.wav"
                 write_wav(wav, audio, clock.sample_rate)
-                with VideoWriter(path, 2 * self.size, height, clock.fps, wav, self.crf, self.preset) as writer:
+                with VideoWriter(
+                    path, 2 * self.size, height, clock.fps, wav, self.crf, self.preset, self.x264_params
+                ) as writer:
                     for b, rows in enumerate(batches):
                         if should_stop():
                             raise _Stopped

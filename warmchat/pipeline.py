@@ -30,9 +30,6 @@ Progress = Callable[[float, str], None]
 # Frames per render call for the CPU warp: two batches of two faces in flight hold 25 MB at 512 px (48 frames: 150 MB),
 # and fresh small batches reuse freed memory instead of faulting in new pages (8.5 vs 9.0 ms CPU per frame, measured).
 CPU_BATCH_FRAMES = 8
-# x264 preset, chosen by measurement (README, Speed): at equal bitrate veryfast is 2.3 dB PSNR above superfast and
-# 7.3 dB above ultrafast; faster adds only 0.7 dB for more encoding time; no tune helped.
-X264_PRESET = "veryfast"
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -221,7 +218,6 @@ def iter_generate(
         renderers, captioner, size, cfg.compose.crf,
         # CPU warp: small batches, and A and B render in two threads (its kernels release the GIL).
         batch_frames=CPU_BATCH_FRAMES if on_cpu else cfg.render.batch_frames, workers=2 if on_cpu else 0,
-        preset=X264_PRESET,
     )  # fmt: skip
     parts = paths["video"].with_suffix(".parts")
     parts.mkdir(exist_ok=True)
