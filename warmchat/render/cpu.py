@@ -20,7 +20,7 @@ import numpy as np
 from warmchat import face as F
 from warmchat.controls import INDEX, POSE_INDEX
 from warmchat.face import FaceRig
-from warmchat.rig import GRID_STEP, MeshRig, build_mesh_rig, pose_points
+from warmchat.rig import MeshRig, build_mesh_rig, pose_points
 
 UPPER_IN, LOWER_IN = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
 LIDS = (  # blink control, upper-lid line from corner to corner
@@ -72,19 +72,12 @@ class CpuRenderer:
 
     name = "cpu"
 
-    def __init__(self, rig: FaceRig, map_step: int = 2):
-        """Precompute everything that does not change per frame.
-
-        Args:
-            rig: the portrait.
-            map_step: the warp maps are exact every `map_step` pixels and bilinear in between (1: exact everywhere;
-                2: about twice as fast, within half a pixel except along occluding edges).
-        """
+    def __init__(self, rig: FaceRig):
+        """Precompute everything that does not change per frame."""
         import cv2
 
         self.rig = rig
         self.mesh_rig: MeshRig = build_mesh_rig(rig.landmarks, rig.size, rig.person_mask)
-        self.step = int(map_step)
         size = rig.size
         r = self.mesh_rig
         moves = (r.head_weight > 0) | (np.abs(r.basis).max(axis=(0, 2)) > 0)
@@ -95,9 +88,10 @@ class CpuRenderer:
         self._layer = np.where(surface, 0.0, 1e6)
         self._surface = surface
         self._src = r.rest[self._tris, :2]  # (M, 3, 2)
-        from warmchat.render.raster import rasterize_source
+        from warmchat.render.raster import composite, rasterize_maps
 
-        self._rasterize = rasterize_source
+        self._rasterize = rasterize_maps
+        self._composite = composite
         self._buffers: dict[str, np.ndarray] = {}
         self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
@@ -124,18 +118,14 @@ class CpuRenderer:
         self._interior = _photo_interior(r) if r.photo_mouth_open else None
         texture = rig.image if self._interior is None else _lip_filled(rig.image, r)
         self._head = np.dstack([cv2.subtract(texture, behind), alpha])  # (S, S, 4) uint8, premultiplied
-        # Only the person layer changes a frame: outside the box around where it is drawn (triangles whose source
-        # touches it) and where it was (the plate differs from the photo there), a frame is the photo itself.
-        near = cv2.dilate((r.head_alpha > 0).astype(np.uint8), _disk_kernel(GRID_STEP * r.face_height))
+        # Only the person layer changes a frame: a pixel can differ from the photo only where the layer was (the plate
+        # differs from the photo there) or where its source lies in the layer. A pixel's shift (source to frame) is a
+        # blend of its triangle's corner shifts, so the box where the layer was, widened by the corner shifts of the
+        # frame, holds every such pixel: outside it a frame is the photo itself.
         ys, xs = np.nonzero(r.head_alpha > 0)
-        self._still_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0)
-        corners = np.clip(np.round(self._src).astype(int), 0, size - 1)
-        in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # of the drawn triangles
-        self._layer_points = np.unique(self._tris[in_layer])  # their corners (rig point ids)
-        # Positions of the map's samples over the whole frame, one sample beyond it on every side: sample (i, j) is
-        # at pixel step (j - 1) + (step - 1) / 2 (and the same for i); the identity where no triangle is drawn.
-        g = (np.arange(-(-size // self.step) + 3, dtype=np.float32) - 1) * self.step + (self.step - 1) / 2
-        self._samples = np.dstack(np.meshgrid(g, g)).astype(np.float32)
+        self._still_box = np.array((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0))
+        self._drawn_points = np.unique(self._tris)  # (rig point ids)
+        self._drawn_rest = r.rest[self._drawn_points, :2]
 
         rest = r.rest[:, :2] + (0 if r.neutral is None else r.neutral)
         self._rest_gap = float(np.max(np.linalg.norm(rest[LOWER_IN[1:-1]] - rest[UPPER_IN[1:-1]], axis=1)))
@@ -216,49 +206,23 @@ class CpuRenderer:
     def _warp(self, out: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> None:
         import cv2
 
-        size, s = self.rig.size, self.step
-        dst = pts[self._tris]  # (M, 3, 2)
-        layer = pts[self._layer_points]
-        lo = np.floor(np.minimum(layer.min(axis=0, initial=size), self._still_box[:2])).astype(int) - 2
-        hi = np.ceil(np.maximum(layer.max(axis=0, initial=0), self._still_box[2:])).astype(int) + 3
-        x0, y0 = (np.clip(lo, 0, size) // s) * s
+        size = self.rig.size
+        shift = pts[self._drawn_points] - self._drawn_rest
+        lo = np.floor(self._still_box[:2] + shift.min(axis=0, initial=0)).astype(int) - 2  # 2: bilinear taps
+        hi = np.ceil(self._still_box[2:] + shift.max(axis=0, initial=0)).astype(int) + 2
+        x0, y0 = np.clip(lo, 0, size)
         x1, y1 = np.clip(hi, 0, size)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
-        # Samples cover the box and one more on each side, so that upsampling interpolates everywhere in the box and
-        # never replicates an edge sample (that would shift the edge pixels by half a step).
-        nx, ny = -(-(x1 - x0) // s) + 2, -(-(y1 - y0) // s) + 2
-
-        # Exact dst -> src positions at the map sample points, triangles painted far to near. Per-frame arrays live
-        # in buffers reused from frame to frame: no allocation, no page faults, constant memory.
-        coef, area = _source_coefficients(dst, self._src)
-        order = np.argsort(-(depth[self._tris].mean(axis=1) + self._layer))
-        facing = (area > 0) | ~self._surface  # face triangles turned away from the camera are hidden: cull them
-        sx, sy = x0 // s, y0 // s
-        src = self._buffer("src", (ny, nx, 2), np.float32)
-        np.copyto(src, self._samples[sy : sy + ny, sx : sx + nx])
-        ox, oy = x0 - s + (s - 1) / 2, y0 - s + (s - 1) / 2
-        self._rasterize(src, dst, coef, order[facing[order]], ox, oy, s)
-        _extend_edges(src, ox, oy, s, size)
-
-        # Upsampled (bilinear, so exact where the map is affine): absolute source positions for one fixed-point
-        # remap of the head layer.
+        # Exact dst -> src positions of every pixel in the box as fixed-point remap maps, triangles painted far to
+        # near. Per-frame arrays live in buffers reused from frame to frame: no allocation, constant memory.
         h, w = y1 - y0, x1 - x0
-        maps = src[1 : 1 + h, 1 : 1 + w]
-        if s > 1:
-            full = self._buffer("full", (ny * s, nx * s, 2), np.float32)
-            maps = cv2.resize(src, (nx * s, ny * s), dst=full, interpolation=cv2.INTER_LINEAR)[s : s + h, s : s + w]
+        order = np.argsort(-(depth[self._tris].mean(axis=1) + self._layer))
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
-        cv2.convertMaps(maps, None, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)
+        self._rasterize(m1.view(np.int32)[..., 0], m2, pts[self._tris], self._src, order, self._surface, x0, y0)
         warped = self._buffer("warped", (h, w, 4), np.uint8)
         cv2.remap(self._head, m1, m2, cv2.INTER_LINEAR, dst=warped, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.extractChannel(warped, 3, dst=self._buffer("alpha", (h, w), np.uint8))
-        behind = cv2.cvtColor(
-            cv2.bitwise_not(alpha, dst=alpha), cv2.COLOR_GRAY2RGB, dst=self._buffer("behind", (h, w, 3), np.uint8)
-        )
-        cv2.multiply(self._plate[y0:y1, x0:x1], behind, dst=behind, scale=1 / 255)
-        head = cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=self._buffer("head", (h, w, 3), np.uint8))
-        cv2.add(head, behind, dst=out[y0:y1, x0:x1])
+        self._composite(out, warped, self._plate, x0, y0)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A C-contiguous array of `shape` over a buffer kept for the renderer's lifetime (sized for a full frame)."""
@@ -266,7 +230,7 @@ class CpuRenderer:
         buf = self._buffers.get(name)
         if buf is None or buf.size < n:
             channels = shape[2] if len(shape) == 3 else 1
-            buf = np.empty(max(n, (self.rig.size + 2 * self.step) ** 2 * channels), dtype)
+            buf = np.empty(max(n, self.rig.size**2 * channels), dtype)
             self._buffers[name] = buf
         return buf[:n].reshape(shape)
 
@@ -476,13 +440,6 @@ def _lip_filled(image: np.ndarray, mesh_rig: MeshRig) -> np.ndarray:
     return out
 
 
-def _disk_kernel(radius: float) -> np.ndarray:
-    import cv2
-
-    r = max(int(round(radius)), 1)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-
-
 def _poly_mask(poly: np.ndarray, h: int, w: int, blur: float) -> np.ndarray:
     """(h, w) float32 anti-aliased coverage of a polygon (pixel coordinates), softened by a Gaussian of `blur` px."""
     import cv2
@@ -522,42 +479,6 @@ def _lid_colors(rig: FaceRig, ids: np.ndarray) -> np.ndarray:
 def _key(expression: np.ndarray, pose: np.ndarray) -> bytes:
     """What a frame is drawn from, as bytes: equal keys draw equal frames."""
     return np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
-
-
-def _extend_edges(src: np.ndarray, ox: float, oy: float, step: int, size: int) -> None:
-    """Samples off the frame (beyond the mesh) take the displacement of the nearest sample on it, so the frame's edge
-    pixels move with the content next to them instead of blending towards the identity."""
-    for axis, origin in ((1, ox), (0, oy)):
-        pos = origin + step * np.arange(src.shape[axis])
-        inside = np.nonzero((pos >= -0.5) & (pos <= size - 0.5))[0]
-        if not len(inside):
-            continue
-        for i, k in (
-            (i, inside[0] if pos[i] < 0 else inside[-1]) for i in np.nonzero((pos < -0.5) | (pos > size - 0.5))[0]
-        ):
-            line, near = (src[:, i], src[:, k]) if axis == 1 else (src[i], src[k])
-            line[:] = near
-            line[:, 1 - axis] += pos[i] - pos[k]
-
-
-def _source_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-triangle affine maps dst -> src, src = [c0 c1 c2; c3 c4 c5] @ [x, y, 1], (M, 6);
-    and each triangle's signed area x2 in the destination, (M,)."""
-    d0, s0 = dst[:, 0], src[:, 0]
-    e1, e2 = dst[:, 1] - d0, dst[:, 2] - d0
-    f1, f2 = src[:, 1] - s0, src[:, 2] - s0
-    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
-    ok = np.abs(det) > 1e-6
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    a00 = (f1[:, 0] * e2[:, 1] - f2[:, 0] * e1[:, 1]) * inv
-    a01 = (f2[:, 0] * e1[:, 0] - f1[:, 0] * e2[:, 0]) * inv
-    a10 = (f1[:, 1] * e2[:, 1] - f2[:, 1] * e1[:, 1]) * inv
-    a11 = (f2[:, 1] * e1[:, 0] - f1[:, 1] * e2[:, 0]) * inv
-    t0 = s0[:, 0] - a00 * d0[:, 0] - a01 * d0[:, 1]
-    t1 = s0[:, 1] - a10 * d0[:, 0] - a11 * d0[:, 1]
-    coef = np.stack([a00, a01, t0, a10, a11, t1], axis=1)
-    coef[~ok] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # a collapsed triangle covers no samples; the identity keeps it finite
-    return coef, det
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
