@@ -32,11 +32,6 @@ CAVITY_DEEP = np.array([26, 9, 8], np.float32)  # the back of the mouth, in shad
 CAVITY_WALL = np.array([84, 32, 30], np.float32)  # inner cheeks towards the corners
 TONGUE = np.array([168, 82, 78], np.float32)
 TEETH = np.array([238, 232, 218], np.float32)
-# Tooth boundaries across the upper arch, as a fraction of the half-width of the mouth (incisors wider, foreshortened
-# towards the corners), and the lower arch.
-UPPER_GAPS = np.array([0.0, -0.25, 0.25, -0.46, 0.46, -0.63, 0.63, -0.76, 0.76])
-LOWER_GAPS = np.array([0.0, -0.16, 0.16, -0.32, 0.32, -0.47, 0.47])
-U_GRID = np.linspace(-1.2, 1.2, 481)  # tooth profiles are functions of u alone: evaluated here, interpolated per pixel
 REVEAL_FREE_DEG = 10.0  # a face turned less than this in the photo may turn back freely (see `render`)
 
 
@@ -88,10 +83,12 @@ class CpuRenderer:
         self._layer = np.where(surface, 0.0, 1e6)
         self._surface = surface
         self._src = r.rest[self._tris, :2]  # (M, 3, 2)
+        from warmchat.render.paint import blend, mouth_interior
         from warmchat.render.raster import composite, rasterize_maps
 
         self._rasterize = rasterize_maps
         self._composite = composite
+        self._mouth_interior, self._blend = mouth_interior, blend
         self._buffers: dict[str, np.ndarray] = {}
         self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
@@ -130,6 +127,7 @@ class CpuRenderer:
         rest = r.rest[:, :2] + (0 if r.neutral is None else r.neutral)
         self._rest_gap = float(np.max(np.linalg.norm(rest[LOWER_IN[1:-1]] - rest[UPPER_IN[1:-1]], axis=1)))
         self._colors = _portrait_colors(rig)
+        self._mouth_colors = np.array([self._colors[k] for k in ("deep", "wall", "tongue", "teeth")], np.float32)
         self._rest_yaw = np.radians(F.head_angles(rig.landmarks)[0])
         self._reveal_gain = float(np.clip(1.0 - (abs(np.degrees(self._rest_yaw)) - REVEAL_FREE_DEG) / 25.0, 0.3, 1.0))
         self._lids = [(INDEX[control], ids, _lid_colors(rig, ids)) for control, ids in LIDS]
@@ -267,83 +265,19 @@ class CpuRenderer:
         h, w = y1 - y0, x1 - x0
         mask = _poly_mask(poly - [x0, y0], h, w, 0.0)  # anti-aliased, sharp lip edges
 
-        # Mouth frame.
-        left, right = up[0], up[-1]
-        center = (left + right) / 2
-        half = max(float(np.linalg.norm(right - left)) / 2, 1.0)
-        ax = (right - left) / (2 * half)
-        nrm = np.array([-ax[1], ax[0]])
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        px, py = xx - center[0], yy - center[1]
-        u = (px * ax[0] + py * ax[1]) / half
-        v = px * nrm[0] + py * nrm[1]
-
-        def line(p: np.ndarray) -> np.ndarray:  # v of a lip polyline at every pixel's u
-            q = p - center
-            pu = (q @ ax) / half
-            order = np.argsort(pu)
-            return np.interp(u, pu[order], (q @ nrm)[order])
-
-        v_up, v_lo, v_rest = line(up), line(lo), line(rest_upper)
-        depth = np.clip((v - v_up) / np.maximum(v_lo - v_up, 1.0), 0, 1)  # 0 at the upper lip, 1 at the lower
-        au = np.abs(u)
-        col = self._colors
-        px_scale = face_h / 200.0  # feature sizes below are for a 200 px face
-
-        # Cavity: darkest at the back, redder towards the inner cheeks and the floor.
-        wall = np.clip(au**2 * 0.75 + 0.15 * depth, 0, 1)[..., None]
-        color = col["deep"] + (col["wall"] - col["deep"]) * wall
-        # Tongue: a rounded mound on the floor, lit on top, once the mouth is open enough to see it.
-        gap_c = max(float(np.interp(0.0, *_by_u(lo, up, center, ax, half))), 1.0)
-        show_tongue = np.clip((gap - 0.05 * face_h) / (0.06 * face_h), 0, 1)
-        ell = (u / 0.62) ** 2 + ((v - (v_lo - 0.1 * gap_c)) / (0.45 * gap_c)) ** 2
-        tongue = (1 - _smoothstep((ell - 0.6) / 0.6)) * show_tongue * 0.85
-        lit = 0.35 + 0.5 * np.clip(1 - (v_lo - v) / (0.55 * gap_c), 0, 1) * (1 - 0.6 * au)
-        color = color + (col["tongue"] * lit[..., None] - color) * tongue[..., None]
-        # Lower teeth: on the jaw, just above the lower lip, seen when the mouth is wide open.
-        show_lower = np.clip((gap - 0.11 * face_h) / (0.05 * face_h), 0, 1)
-        if show_lower > 0:
-            edge = (
-                v_lo
-                - 0.022 * face_h * (1 - 0.5 * u**2)
-                + np.interp(u, U_GRID, _scallop(U_GRID, LOWER_GAPS, half, 0.6 * px_scale))
-            )
-            teeth = _smoothstep((v - edge) + 0.5) * (1 - _smoothstep((au - 0.5) / 0.15)) * show_lower
-            # In the shadow of the upper teeth and the tongue: well below the upper teeth's brightness.
-            shade = 0.62 * _recede(au) * np.interp(u, U_GRID, _gaps(U_GRID, LOWER_GAPS, half, 0.8 * px_scale))
-            color = color + (_shaded(col, shade) - color) * teeth[..., None]
-        if photo_upper is not None:
-            color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(px_scale, 0.6)) + self._grain[y0:y1, x0:x1]
-            photo, known = self._photo_mouth(photo_upper, xx, yy)
-            color = color + (photo - color) * known[..., None]
-            roi = frame[y0:y1, x0:x1].astype(np.float32)
-            frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * mask[..., None] + 0.5, 0, 255).astype(np.uint8)
-            return
-        # Upper teeth: hang from the rest line of the upper lip; shadowed under the lip and towards the corners.
-        # What shows below the relaxed upper lip, in proportion to the mouth's width (incisors are about a fifth
-        # of the smile's width long), never more than a third of a face-height-sized 10%.
-        length = min(0.17 * half, 0.034 * face_h) * (1 - 0.45 * u**2)
-        edge = (
-            np.maximum(v_rest, v_up)
-            + length
-            - np.interp(u, U_GRID, _scallop(U_GRID, UPPER_GAPS, half, 0.8 * px_scale))
-        )
-        teeth = (1 - _smoothstep((v - edge) + 0.5)) * (1 - _smoothstep((au - 0.72) / 0.2))
-        # The upper lip's shadow falls on the teeth below it, deeper the more the lip overhangs them.
-        under_lip = 0.62 + 0.38 * _smoothstep((v - v_up) / (0.02 * face_h))
-        shade = _recede(au) * under_lip * np.interp(u, U_GRID, _gaps(U_GRID, UPPER_GAPS, half, 0.7 * px_scale))
-        shade *= 1 - 0.12 * _smoothstep((v - edge + 0.012 * face_h) / (0.012 * face_h))  # translucent edge
-        color = color + (_shaded(col, shade) - color) * teeth[..., None]
-
-        color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(px_scale, 0.6))  # photographic, not vector-sharp
+        color = self._buffer("mouth", (h, w, 3), np.float32)
+        lines = np.stack([up, lo, rest_upper])
+        self._mouth_interior(color, x0, y0, lines, self._mouth_colors, face_h, gap, photo_upper is None)
+        color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(face_h / 200.0, 0.6), dst=color)  # photographic
         color += self._grain[y0:y1, x0:x1]
-        alpha = (mask * opened)[..., None]
-        roi = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * alpha + 0.5, 0, 255).astype(np.uint8)
+        if photo_upper is not None:
+            photo, known = self._photo_mouth(photo_upper, x0, y0, x1, y1)
+            color += (photo - color) * known[..., None]
+        self._blend(frame, color, mask * opened, x0, y0)
 
-    def _photo_mouth(self, photo_upper: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The photo's own mouth interior at pixels (xx, yy): colour (h, w, 3) float32 and how much of it the photo
-        has (h, w) in [0, 1].
+    def _photo_mouth(self, photo_upper: np.ndarray, x0: int, y0: int, x1: int, y1: int):
+        """The photo's own mouth interior over the patch [x0, x1) x [y0, y1): colour (h, w, 3) float32 and how much of
+        it the photo has (h, w) in [0, 1].
 
         The interior is fixed to the skull: each pixel shows the photo where the same spot of the head was, found by
         undoing the head pose's shift of the photo's upper lip at that point across the mouth. Below the photo's own
@@ -352,6 +286,7 @@ class CpuRenderer:
         import cv2
 
         src_upper, known_src = self._interior
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         left, right = photo_upper[0], photo_upper[-1]
         center = (left + right) / 2
         half = max(float(np.linalg.norm(right - left)) / 2, 1.0)
@@ -486,13 +421,6 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def _by_u(lo: np.ndarray, up: np.ndarray, center: np.ndarray, ax: np.ndarray, half: float):
-    """(u, gap) along the mouth: the lip-to-lip distance of each inner-lip pair, by position across the mouth."""
-    u = ((up - center) @ ax) / half
-    order = np.argsort(u)
-    return u[order], np.linalg.norm(lo - up, axis=1)[order]
-
-
 def _paint_seam(frame: np.ndarray, up: np.ndarray, lo: np.ndarray, face_h: float) -> None:
     """Darken the lips' inner edges a little: where closed lips meet there is a fine shadow line, which a photo
     that had its lips parted does not have."""
@@ -510,13 +438,6 @@ def _paint_seam(frame: np.ndarray, up: np.ndarray, lo: np.ndarray, face_h: float
     shadow = np.clip(shadow / max(float(shadow.max()), 1e-6), 0, 1)
     roi = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = np.clip(roi * (1 - 0.16 * shadow[..., None]) + 0.5, 0, 255).astype(np.uint8)
-
-
-def _shaded(col: dict[str, np.ndarray], shade: np.ndarray) -> np.ndarray:
-    """(h, w, 3) teeth colour at brightness `shade` in [0, 1]: shadows inside the mouth are warm (the light that
-    reaches them bounced off the cheeks and tongue), so shaded teeth go towards the cavity wall, not grey."""
-    shade = shade[..., None]
-    return col["wall"] + (col["teeth"] - col["wall"]) * shade
 
 
 def _catmull_rom(n: int, k: int) -> np.ndarray:
@@ -539,28 +460,6 @@ LIP_CURVE.setflags(write=False)  # shared by every renderer, so read-only
 def _smooth_line(p: np.ndarray) -> np.ndarray:
     """A lip line (11, 2), corner to corner, as a curve through its points (41, 2): lips are curves, not polygons."""
     return LIP_CURVE @ p
-
-
-def _recede(au: np.ndarray) -> np.ndarray:
-    """Brightness of teeth by |u| across the mouth: the front teeth lit, the side teeth turning away into the
-    mouth's shadow (painted teeth that stay bright to the corners read as dentures)."""
-    return 1.0 - 0.7 * _smoothstep((au - 0.2) / 0.65)
-
-
-def _gaps(u: np.ndarray, gaps: np.ndarray, half: float, width_px: float) -> np.ndarray:
-    """Brightness factor across the teeth: each tooth rounded (lit in its middle, darker towards its sides) and a
-    thin dark line between neighbours."""
-    d = np.abs(u[..., None] - gaps).min(axis=-1) * half  # pixels to the nearest gap
-    tooth = np.sort(np.abs(gaps))
-    width = max(float(np.diff(np.unique(tooth))[:1].sum()) * half, 2.0)  # the central incisor, px
-    rounded = 0.9 + 0.1 * np.clip(d / (0.5 * width), 0, 1) ** 0.5
-    return rounded * (1.0 - 0.16 * np.exp(-((d / width_px) ** 2)))
-
-
-def _scallop(u: np.ndarray, gaps: np.ndarray, half: float, width_px: float) -> np.ndarray:
-    """Pixels by which the teeth's biting edge rounds off next to each gap."""
-    d = (u[..., None] - gaps) * half / (2.5 * width_px)
-    return width_px * np.exp(-(d**2)).max(axis=-1)
 
 
 def _portrait_colors(rig: FaceRig) -> dict[str, np.ndarray]:
