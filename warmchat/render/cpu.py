@@ -82,13 +82,13 @@ class CpuRenderer:
         surface = np.arange(len(r.triangles))[moving] < r.n_face_triangles
         self._layer = np.where(surface, 0.0, 1e6)
         self._surface = surface
-        self._src = r.rest[self._tris, :2]  # (M, 3, 2)
-        from warmchat.render.paint import blend, mouth_interior
-        from warmchat.render.raster import composite, rasterize_maps
+        self._rest = np.ascontiguousarray(r.rest[:, :2])  # (P, 2) where each point's texture is in the photo
+        from warmchat.render.paint import blend, mouth_interior, skull_maps
+        from warmchat.render.raster import composite, paint_order, rasterize_maps
 
-        self._rasterize = rasterize_maps
+        self._rasterize, self._paint_order = rasterize_maps, paint_order
         self._composite = composite
-        self._mouth_interior, self._blend = mouth_interior, blend
+        self._mouth_interior, self._blend, self._skull_maps = mouth_interior, blend, skull_maps
         self._buffers: dict[str, np.ndarray] = {}
         self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
@@ -112,7 +112,7 @@ class CpuRenderer:
         behind = cv2.multiply(self._plate, cv2.cvtColor(255 - alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
         # A photo with parted lips: the lips close at rest, so the warp must never show the teeth between them (the
         # mouth is painted from the photo when it opens): that texture gets its interior filled from the lips.
-        self._interior = _photo_interior(r) if r.photo_mouth_open else None
+        self._interior = _photo_interior(rig.image, r) if r.photo_mouth_open else None
         texture = rig.image if self._interior is None else _lip_filled(rig.image, r)
         self._head = np.dstack([cv2.subtract(texture, behind), alpha])  # (S, S, 4) uint8, premultiplied
         # Only the person layer changes a frame: a pixel can differ from the photo only where the layer was (the plate
@@ -215,9 +215,10 @@ class CpuRenderer:
         # Exact dst -> src positions of every pixel in the box as fixed-point remap maps, triangles painted far to
         # near. Per-frame arrays live in buffers reused from frame to frame: no allocation, constant memory.
         h, w = y1 - y0, x1 - x0
-        order = np.argsort(-(depth[self._tris].mean(axis=1) + self._layer))
+        order = self._paint_order(depth, self._tris, self._layer)
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
-        self._rasterize(m1.view(np.int32)[..., 0], m2, pts[self._tris], self._src, order, self._surface, x0, y0)
+        xy = m1.view(np.int32)[..., 0]
+        self._rasterize(xy, m2, pts, self._rest, self._tris, order, self._surface, x0, y0)
         warped = self._buffer("warped", (h, w, 4), np.uint8)
         cv2.remap(self._head, m1, m2, cv2.INTER_LINEAR, dst=warped, borderMode=cv2.BORDER_REPLICATE)
         self._composite(out, warped, self._plate, x0, y0)
@@ -271,13 +272,13 @@ class CpuRenderer:
         color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(face_h / 200.0, 0.6), dst=color)  # photographic
         color += self._grain[y0:y1, x0:x1]
         if photo_upper is not None:
-            photo, known = self._photo_mouth(photo_upper, x0, y0, x1, y1)
-            color += (photo - color) * known[..., None]
+            photo = self._photo_mouth(photo_upper, x0, y0, x1, y1)
+            color += (photo[..., :3] - color) * photo[..., 3:]
         self._blend(frame, color, mask * opened, x0, y0)
 
-    def _photo_mouth(self, photo_upper: np.ndarray, x0: int, y0: int, x1: int, y1: int):
-        """The photo's own mouth interior over the patch [x0, x1) x [y0, y1): colour (h, w, 3) float32 and how much of
-        it the photo has (h, w) in [0, 1].
+    def _photo_mouth(self, photo_upper: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The photo's own mouth interior over the patch [x0, x1) x [y0, y1): (h, w, 4) float32, colour and how much
+        of it the photo has in [0, 1].
 
         The interior is fixed to the skull: each pixel shows the photo where the same spot of the head was, found by
         undoing the head pose's shift of the photo's upper lip at that point across the mouth. Below the photo's own
@@ -285,21 +286,11 @@ class CpuRenderer:
         """
         import cv2
 
-        src_upper, known_src = self._interior
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        left, right = photo_upper[0], photo_upper[-1]
-        center = (left + right) / 2
-        half = max(float(np.linalg.norm(right - left)) / 2, 1.0)
-        ax = (right - left) / (2 * half)
-        knots = ((photo_upper - center) @ ax) / half
-        order = np.argsort(knots)
-        shift = (photo_upper - src_upper)[order]
-        u = ((xx - center[0]) * ax[0] + (yy - center[1]) * ax[1]) / half
-        map_x = (xx - np.interp(u, knots[order], shift[:, 0])).astype(np.float32)
-        map_y = (yy - np.interp(u, knots[order], shift[:, 1])).astype(np.float32)
-        photo = cv2.remap(self.rig.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        known = cv2.remap(known_src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return photo.astype(np.float32), known
+        src_upper, ox, oy, photo = self._interior
+        maps = self._buffer("skull", (y1 - y0, x1 - x0, 2), np.float32)
+        self._skull_maps(maps, x0 - ox, y0 - oy, photo_upper - (ox, oy), src_upper - (ox, oy))
+        # Colour and coverage in one remap; beyond the patch there is no interior (coverage 0).
+        return cv2.remap(photo, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def _paint_lid(self, frame: np.ndarray, lid: np.ndarray, lid_rest: np.ndarray, colors, amount: float) -> None:
         """A closing upper lid: the area it swept over (from its rest line down to where it is now) in lid-skin
@@ -343,11 +334,12 @@ class CpuRenderer:
         frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * skin[..., None] + 0.5, 0, 255).astype(np.uint8)
 
 
-def _photo_interior(mesh_rig: MeshRig) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's mouth opening: its upper inner-lip line (11, 2) and an (S, S) float32 mask of the interior.
+def _photo_interior(image: np.ndarray, mesh_rig: MeshRig) -> tuple[np.ndarray, int, int, np.ndarray]:
+    """The photo's mouth opening: its upper inner-lip line (11, 2), and the photo around the opening (RGB) with how
+    much of each pixel is interior (a fourth channel in [0, 1]), as an (h, w, 4) float32 patch at (x0, y0).
 
-    The mask stops short of the lower lip (by a few pixels and a fraction of the gap), so the lower lip's inner rim
-    never hangs from the skull with the teeth when the jaw drops.
+    The interior stops short of the lower lip (by a few pixels and a fraction of the gap), so the lower lip's inner
+    rim never hangs from the skull with the teeth when the jaw drops.
     """
     size = int(mesh_rig.head_alpha.shape[0])
     up, lo = mesh_rig.rest[UPPER_IN, :2], mesh_rig.rest[LOWER_IN, :2]
@@ -355,7 +347,13 @@ def _photo_interior(mesh_rig: MeshRig) -> tuple[np.ndarray, np.ndarray]:
     lift = np.clip((0.15 * gap + 1.0) / np.maximum(gap, 1e-6), 0.0, 1.0)
     lo_short = lo + (up - lo) * lift
     mask = _poly_mask(np.concatenate([up, lo_short[-2:0:-1]]), size, size, 0.7)
-    return up.astype(np.float64), mask
+    ys, xs = np.nonzero(mask > 0)
+    if not len(xs):
+        xs = ys = np.array([0, size - 1])
+    x0, y0 = max(int(xs.min()) - 2, 0), max(int(ys.min()) - 2, 0)  # 2: a bilinear tap beyond the last covered pixel
+    x1, y1 = min(int(xs.max()) + 3, size), min(int(ys.max()) + 3, size)
+    patch = np.dstack([image[y0:y1, x0:x1].astype(np.float32), mask[y0:y1, x0:x1]])
+    return up.astype(np.float64), x0, y0, patch
 
 
 def _lip_filled(image: np.ndarray, mesh_rig: MeshRig) -> np.ndarray:

@@ -188,3 +188,28 @@ def blend(frame: np.ndarray, color: np.ndarray, alpha: np.ndarray, x0: int, y0: 
             for c in range(3):
                 roi = float(frame[y0 + i, x0 + j, c])
                 frame[y0 + i, x0 + j, c] = np.uint8(min(max(roi + (color[i, j, c] - roi) * a + 0.5, 0.0), 255.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def skull_maps(maps: np.ndarray, x0: int, y0: int, posed: np.ndarray, photo: np.ndarray) -> None:
+    """Where each pixel of a patch was in the photo if it is fixed to the skull: the pixel minus the head pose's shift
+    of the photo's upper inner lip at the pixel's place across the mouth.
+
+    Args:
+        maps: (h, w, 2) float32, written: source x, y of the patch whose top-left pixel is (x0, y0).
+        posed: (N, 2) the photo's upper inner lip under the current head pose, corner to corner; photo: (N, 2) the
+            same line in the photo.
+    """
+    cx, cy = (posed[0, 0] + posed[-1, 0]) / 2, (posed[0, 1] + posed[-1, 1]) / 2
+    half = max(math.hypot(posed[-1, 0] - posed[0, 0], posed[-1, 1] - posed[0, 1]) / 2, 1.0)
+    axx, axy = (posed[-1, 0] - posed[0, 0]) / (2 * half), (posed[-1, 1] - posed[0, 1]) / (2 * half)
+    knots = ((posed[:, 0] - cx) * axx + (posed[:, 1] - cy) * axy) / half
+    order = np.argsort(knots)
+    knots = knots[order]
+    shift_x, shift_y = (posed[:, 0] - photo[:, 0])[order], (posed[:, 1] - photo[:, 1])[order]
+    for i in range(maps.shape[0]):
+        for j in range(maps.shape[1]):
+            x, y = float(x0 + j), float(y0 + i)
+            u = ((x - cx) * axx + (y - cy) * axy) / half
+            maps[i, j, 0] = x - _interp(u, knots, shift_x)
+            maps[i, j, 1] = y - _interp(u, knots, shift_y)

@@ -17,11 +17,25 @@ SUBPIXEL = 32  # `cv2.remap` fixed-point maps: positions to 1/32 pixel (cv2.INTE
 
 
 @numba.njit(cache=True, nogil=True)
+def paint_order(depth: np.ndarray, tris: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """(M,) triangle ids far to near: by `layer` (larger first), then by the mean depth of their corners.
+
+    Args:
+        depth: (P,) the points' depth (larger is further away); tris: (M, 3) point ids; layer: (M,) float.
+    """
+    key = np.empty(len(tris))
+    for t in range(len(tris)):
+        key[t] = -((depth[tris[t, 0]] + depth[tris[t, 1]] + depth[tris[t, 2]]) / 3 + layer[t])
+    return np.argsort(key, kind="mergesort")  # stable: ties keep their order, frame after frame
+
+
+@numba.njit(cache=True, nogil=True)
 def rasterize_maps(
     xy: np.ndarray,
     frac: np.ndarray,
-    dst: np.ndarray,
-    src: np.ndarray,
+    pts: np.ndarray,
+    rest: np.ndarray,
+    tris: np.ndarray,
     order: np.ndarray,
     cull: np.ndarray,
     x0: int,
@@ -33,8 +47,8 @@ def rasterize_maps(
     Args:
         xy: (h, w) int32, the CV_16SC2 map viewed as one int32 per pixel (little-endian: x low, y high): the integer
             source position; frac: (h, w) uint16, its 1/32 fractions (y * 32 + x). Pixel (i, j) is (x0 + j, y0 + i).
-        dst: (M, 3, 2) float64 triangle corners in the frame; src: (M, 3, 2) the same corners in the source image.
-        order: (N,) int64 triangles to draw, far to near.
+        pts: (P, 2) float64 the mesh's points in the frame; rest: (P, 2) the same points in the source image.
+        tris: (M, 3) point ids of the triangles; order: (N,) triangles to draw, far to near.
         cull: (M,) bool: the triangle is hidden while it faces away from the camera (negative area in `dst`).
     """
     h, w = xy.shape
@@ -44,9 +58,10 @@ def rasterize_maps(
             row[j] = ((y0 + i) << 16) | ((x0 + j) & 0xFFFF)
             frow[j] = 0
     for t in order:
-        ax, ay = dst[t, 0, 0], dst[t, 0, 1]
-        bx, by = dst[t, 1, 0], dst[t, 1, 1]
-        cx, cy = dst[t, 2, 0], dst[t, 2, 1]
+        p0, p1, p2 = tris[t, 0], tris[t, 1], tris[t, 2]
+        ax, ay = pts[p0, 0], pts[p0, 1]
+        bx, by = pts[p1, 0], pts[p1, 1]
+        cx, cy = pts[p2, 0], pts[p2, 1]
         det = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
         if abs(det) < 1e-6 or (cull[t] and det <= 0):  # collapsed, or a face triangle turned away
             continue
@@ -58,14 +73,14 @@ def rasterize_maps(
             continue
         # The affine map dst -> src of this triangle, in box pixels: src = [c0 c1 c2; c3 c4 c5] @ [j, i, 1].
         ex1, ey1, ex2, ey2 = bx - ax, by - ay, cx - ax, cy - ay
-        fx1, fy1 = src[t, 1, 0] - src[t, 0, 0], src[t, 1, 1] - src[t, 0, 1]
-        fx2, fy2 = src[t, 2, 0] - src[t, 0, 0], src[t, 2, 1] - src[t, 0, 1]
+        fx1, fy1 = rest[p1, 0] - rest[p0, 0], rest[p1, 1] - rest[p0, 1]
+        fx2, fy2 = rest[p2, 0] - rest[p0, 0], rest[p2, 1] - rest[p0, 1]
         c0 = (fx1 * ey2 - fx2 * ey1) / det
         c1 = (fx2 * ex1 - fx1 * ex2) / det
         c3 = (fy1 * ey2 - fy2 * ey1) / det
         c4 = (fy2 * ex1 - fy1 * ex2) / det
-        c2 = src[t, 0, 0] - c0 * (ax - x0) - c1 * (ay - y0)
-        c5 = src[t, 0, 1] - c3 * (ax - x0) - c4 * (ay - y0)
+        c2 = rest[p0, 0] - c0 * (ax - x0) - c1 * (ay - y0)
+        c5 = rest[p0, 1] - c3 * (ax - x0) - c4 * (ay - y0)
         # Edges as half-planes a_k x + b_k y + d_k >= eps (positive inside, box pixels). Pixels exactly on a shared
         # edge belong to both triangles (the small tolerance), so there are no cracks; the later triangle wins them.
         sgn = 1.0 if det > 0 else -1.0
