@@ -33,6 +33,7 @@ CAVITY_WALL = np.array([84, 32, 30], np.float32)  # inner cheeks towards the cor
 TONGUE = np.array([168, 82, 78], np.float32)
 TEETH = np.array([238, 232, 218], np.float32)
 REVEAL_FREE_DEG = 10.0  # a face turned less than this in the photo may turn back freely (see `render`)
+BAND_ROWS = 32  # the warp is drawn in bands of rows, each only as wide as the layer can reach there
 
 
 def fill_background(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -84,9 +85,9 @@ class CpuRenderer:
         self._surface = surface
         self._rest = np.ascontiguousarray(r.rest[:, :2])  # (P, 2) where each point's texture is in the photo
         from warmchat.render.paint import blend, mouth_interior, skull_maps
-        from warmchat.render.raster import composite, paint_order, rasterize_maps
+        from warmchat.render.raster import composite, layer_spans, paint_order, rasterize_maps
 
-        self._rasterize, self._paint_order = rasterize_maps, paint_order
+        self._rasterize, self._paint_order, self._layer_spans = rasterize_maps, paint_order, layer_spans
         self._composite = composite
         self._mouth_interior, self._blend, self._skull_maps = mouth_interior, blend, skull_maps
         self._buffers: dict[str, np.ndarray] = {}
@@ -120,6 +121,9 @@ class CpuRenderer:
         # blend of its triangle's corner shifts, so the box where the layer was, widened by the corner shifts of the
         # frame, holds every such pixel: outside it a frame is the photo itself.
         ys, xs = np.nonzero(r.head_alpha > 0)
+        rows = (r.head_alpha > 0).any(axis=1)
+        self._row_lo = np.where(rows, np.argmax(r.head_alpha > 0, axis=1), size)  # (S,) the layer's columns per row
+        self._row_hi = np.where(rows, size - np.argmax(r.head_alpha[:, ::-1] > 0, axis=1), 0)
         self._still_box = np.array((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0))
         self._drawn_points = np.unique(self._tris)  # (rig point ids)
         self._drawn_rest = r.rest[self._drawn_points, :2]
@@ -212,16 +216,29 @@ class CpuRenderer:
         x1, y1 = np.clip(hi, 0, size)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
-        # Exact dst -> src positions of every pixel in the box as fixed-point remap maps, triangles painted far to
-        # near. Per-frame arrays live in buffers reused from frame to frame: no allocation, constant memory.
+        # Exact dst -> src positions of every pixel that can change as fixed-point remap maps, triangles painted far
+        # to near. Per-frame arrays live in buffers reused from frame to frame: no allocation, constant memory.
+        spans = self._layer_spans(
+            self._row_lo,
+            self._row_hi,
+            np.array((x0, y0, x1, y1)),
+            shift.min(axis=0, initial=0),
+            shift.max(axis=0, initial=0),
+            BAND_ROWS,
+        )
         h, w = y1 - y0, x1 - x0
         order = self._paint_order(depth, self._tris, self._layer)
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
         xy = m1.view(np.int32)[..., 0]
-        self._rasterize(xy, m2, pts, self._rest, self._tris, order, self._surface, x0, y0)
+        self._rasterize(xy, m2, pts, self._rest, self._tris, order, self._surface, spans, x0, y0)
         warped = self._buffer("warped", (h, w, 4), np.uint8)
-        cv2.remap(self._head, m1, m2, cv2.INTER_LINEAR, dst=warped, borderMode=cv2.BORDER_REPLICATE)
-        self._composite(out, warped, self._plate, x0, y0)
+        for bx0, by0, bx1, by1 in spans - (x0, y0, x0, y0):
+            if bx1 > bx0:
+                band = np.s_[by0:by1, bx0:bx1]
+                cv2.remap(
+                    self._head, m1[band], m2[band], cv2.INTER_LINEAR, dst=warped[band], borderMode=cv2.BORDER_REPLICATE
+                )
+        self._composite(out, warped, self._plate, spans, x0, y0)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A C-contiguous array of `shape` over a buffer kept for the renderer's lifetime (sized for a full frame)."""

@@ -38,11 +38,13 @@ def rasterize_maps(
     tris: np.ndarray,
     order: np.ndarray,
     cull: np.ndarray,
+    spans: np.ndarray,
     x0: int,
     y0: int,
 ) -> None:
     """Fixed-point `cv2.remap` maps of a piecewise-affine warp: triangles painted in `order` (later ones win), each
-    pixel given the exact source position of the triangle over it, the identity where none lies.
+    pixel given the exact source position of the triangle over it, the identity where none lies; only the pixels
+    of `spans` are written.
 
     Args:
         xy: (h, w) int32, the CV_16SC2 map viewed as one int32 per pixel (little-endian: x low, y high): the integer
@@ -50,13 +52,17 @@ def rasterize_maps(
         pts: (P, 2) float64 the mesh's points in the frame; rest: (P, 2) the same points in the source image.
         tris: (M, 3) point ids of the triangles; order: (N,) triangles to draw, far to near.
         cull: (M,) bool: the triangle is hidden while it faces away from the camera (negative area in `dst`).
+        spans: (B, 4) int64 boxes (x0, y0, x1, y1) in the frame, within the maps: bands of rows of equal height from
+            y0 down, the last one possibly shorter; a band may be empty (x0 == x1).
     """
     h, w = xy.shape
-    for i in range(h):
-        row, frow = xy[i], frac[i]
-        for j in range(w):
-            row[j] = ((y0 + i) << 16) | ((x0 + j) & 0xFFFF)
-            frow[j] = 0
+    height = spans[0, 3] - spans[0, 1]
+    for bx0, by0, bx1, by1 in spans:
+        for y in range(by0, by1):
+            row, frow = xy[y - y0], frac[y - y0]
+            for x in range(bx0, bx1):
+                row[x - x0] = (y << 16) | (x & 0xFFFF)
+                frow[x - x0] = 0
     for t in order:
         p0, p1, p2 = tris[t, 0], tris[t, 1], tris[t, 2]
         ax, ay = pts[p0, 0], pts[p0, 1]
@@ -94,7 +100,8 @@ def rasterize_maps(
         r1 = 1.0 / ea1 if ea1 != 0 else 0.0
         r2 = 1.0 / ea2 if ea2 != 0 else 0.0
         for i in range(i0, i1 + 1):
-            lo, hi = float(xlo), float(xhi)
+            band = spans[i // height]
+            lo, hi = float(max(xlo, band[0] - x0)), float(min(xhi, band[2] - x0 - 1))
             v0, v1, v2 = -(eb0 * i + ed0), -(eb1 * i + ed1), -(eb2 * i + ed2)
             if ea0 > 0:
                 lo = max(lo, v0 * r0)
@@ -126,19 +133,53 @@ def rasterize_maps(
 
 
 @numba.njit(cache=True, nogil=True)
-def composite(out: np.ndarray, layer: np.ndarray, plate: np.ndarray, x0: int, y0: int) -> None:
-    """out = layer + plate x (1 - alpha) over a box, rounded as `cv2.multiply(..., scale=1/255)` and saturated as
+def composite(out: np.ndarray, layer: np.ndarray, plate: np.ndarray, spans: np.ndarray, x0: int, y0: int) -> None:
+    """out = layer + plate x (1 - alpha) over `spans`, rounded as `cv2.multiply(..., scale=1/255)` and saturated as
     `cv2.add`.
 
     Args:
-        out: (S, S, 3) uint8 frame and plate: (S, S, 3) uint8 background, both C-contiguous, written / read in the
-            box at (x0, y0) the size of `layer`; layer: (h, w, 4) uint8 C-contiguous premultiplied RGBA.
+        out: (S, S, 3) uint8 frame and plate: (S, S, 3) uint8 background, both C-contiguous.
+        layer: (h, w, 4) uint8 C-contiguous premultiplied RGBA, its top-left pixel at (x0, y0) in the frame.
+        spans: (B, 4) int64 boxes (x0, y0, x1, y1) in the frame, within the layer: where to composite.
     """
-    h, w = layer.shape[0], layer.shape[1]
-    for i in range(h):
-        o, p, a = out[y0 + i, x0 : x0 + w].ravel(), plate[y0 + i, x0 : x0 + w].ravel(), layer[i].ravel()
-        for k in range(w):
-            behind = 255 - np.int32(a[4 * k + 3])
-            for c in range(3):
-                t = np.int32(p[3 * k + c]) * behind + 128  # t / 255 rounded, exactly, for t < 65536
-                o[3 * k + c] = min(np.int32(a[4 * k + c]) + ((t + (t >> 8)) >> 8), 255)
+    for bx0, by0, bx1, by1 in spans:
+        for y in range(by0, by1):
+            o, p, a = out[y, bx0:bx1].ravel(), plate[y, bx0:bx1].ravel(), layer[y - y0, bx0 - x0 : bx1 - x0].ravel()
+            for k in range(bx1 - bx0):
+                behind = 255 - np.int32(a[4 * k + 3])
+                for c in range(3):
+                    t = np.int32(p[3 * k + c]) * behind + 128  # t / 255 rounded, exactly, for t < 65536
+                    o[3 * k + c] = min(np.int32(a[4 * k + c]) + ((t + (t >> 8)) >> 8), 255)
+
+
+@numba.njit(cache=True, nogil=True)
+def layer_spans(
+    row_lo: np.ndarray, row_hi: np.ndarray, box: np.ndarray, shift_lo: np.ndarray, shift_hi: np.ndarray, height: int
+) -> np.ndarray:
+    """Where a frame can differ from the photo, as bands of rows: (B, 4) int64 boxes (x0, y0, x1, y1).
+
+    A pixel differs only where the layer was (its row's extent in the photo) or where its source lies in the layer.
+    Its shift (frame minus source) lies within [shift_lo, shift_hi], so its source row is within that range of it,
+    and it lies within that range of the extent of its source row; 2 pixels more for the bilinear taps.
+
+    Args:
+        row_lo, row_hi: (S,) int64 the layer's first and one-past-last column in each row of the photo (lo >= hi:
+            none); box: (4,) int64 (x0, y0, x1, y1), the box around all of it this frame.
+        shift_lo, shift_hi: (2,) float64, the smallest and largest x, y shift of the frame's points (0 included).
+    """
+    x0, y0, x1, y1 = box
+    n = -(-(y1 - y0) // height)
+    spans = np.empty((n, 4), np.int64)
+    size = len(row_lo)
+    for k in range(n):
+        by0, by1 = y0 + k * height, min(y0 + (k + 1) * height, y1)
+        r0 = max(by0 - int(math.ceil(shift_hi[1])) - 2, 0)
+        r1 = min(by1 - int(math.floor(shift_lo[1])) + 2, size)
+        lo, hi = size, 0
+        for r in range(r0, r1):
+            if row_lo[r] < row_hi[r]:
+                lo, hi = min(lo, row_lo[r]), max(hi, row_hi[r])
+        bx0 = min(max(lo + int(math.floor(shift_lo[0])) - 2, x0), x1)
+        bx1 = min(max(hi + int(math.ceil(shift_hi[0])) + 2, bx0), x1)
+        spans[k] = (bx0, by0, bx1, by1)
+    return spans
