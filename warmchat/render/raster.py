@@ -56,9 +56,10 @@ def rasterize_maps(
             y0 down, the last one possibly shorter; a band may be empty (x0 == x1).
     """
     h, w = xy.shape
-    height = spans[0, 3] - spans[0, 1]
+    clip_lo, clip_hi = np.zeros(h, np.int64), np.full(h, -1, np.int64)  # per row, the columns to draw (box pixels)
     for bx0, by0, bx1, by1 in spans:
         for y in range(by0, by1):
+            clip_lo[y - y0], clip_hi[y - y0] = bx0 - x0, bx1 - x0 - 1
             row, frow = xy[y - y0], frac[y - y0]
             for x in range(bx0, bx1):
                 row[x - x0] = (y << 16) | (x & 0xFFFF)
@@ -100,8 +101,7 @@ def rasterize_maps(
         r1 = 1.0 / ea1 if ea1 != 0 else 0.0
         r2 = 1.0 / ea2 if ea2 != 0 else 0.0
         for i in range(i0, i1 + 1):
-            band = spans[i // height]
-            lo, hi = float(max(xlo, band[0] - x0)), float(min(xhi, band[2] - x0 - 1))
+            lo, hi = float(max(xlo, clip_lo[i])), float(min(xhi, clip_hi[i]))
             v0, v1, v2 = -(eb0 * i + ed0), -(eb1 * i + ed1), -(eb2 * i + ed2)
             if ea0 > 0:
                 lo = max(lo, v0 * r0)
