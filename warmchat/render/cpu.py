@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from warmchat import face as F
-from warmchat.controls import INDEX, POSE_INDEX
+from warmchat.controls import INDEX, POSE_INDEX, rest_pose, zeros
 from warmchat.face import FaceRig
 from warmchat.rig import MeshRig, build_mesh_rig, pose_points
 
@@ -85,9 +85,9 @@ class CpuRenderer:
         self._surface = surface
         self._rest = np.ascontiguousarray(r.rest[:, :2])  # (P, 2) where each point's texture is in the photo
         from warmchat.render.paint import blend, mouth_interior, skull_maps
-        from warmchat.render.raster import composite, layer_spans, paint_order, rasterize_maps
+        from warmchat.render.raster import composite, layer_spans, rasterize_maps
 
-        self._rasterize, self._paint_order, self._layer_spans = rasterize_maps, paint_order, layer_spans
+        self._rasterize, self._layer_spans = rasterize_maps, layer_spans
         self._composite = composite
         self._mouth_interior, self._blend, self._skull_maps = mouth_interior, blend, skull_maps
         self._buffers: dict[str, np.ndarray] = {}
@@ -137,6 +137,12 @@ class CpuRenderer:
         self._lids = [(INDEX[control], ids, _lid_colors(rig, ids)) for control, ids in LIDS]
         # Lines whose rest position under the current head pose anchors painted parts (teeth, lids).
         self._anchor_ids = np.concatenate([UPPER_IN] + [ids for _, ids in LIDS])
+        # Load the compiled kernels now (compile them, on a fresh install): the pipeline builds its renderers while
+        # the first turn is written and spoken, so this is off the first frame's path. A frame with the mouth open
+        # and the eyes shut runs every kernel with the argument types of real frames.
+        expression = zeros(1)[0]
+        expression[[INDEX["jawOpen"], INDEX["eyeBlink_L"], INDEX["eyeBlink_R"]]] = (0.6, 1.0, 1.0)
+        self._draw(np.empty_like(rig.image), expression, rest_pose(1)[0])
 
     def render(self, expression: np.ndarray, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose, written into `out` if given."""
@@ -227,7 +233,7 @@ class CpuRenderer:
             BAND_ROWS,
         )
         h, w = y1 - y0, x1 - x0
-        order = self._paint_order(depth, self._tris, self._layer)
+        order = np.argsort(depth[self._tris].sum(axis=1) / -3 - self._layer, kind="stable")  # far to near
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
         xy = m1.view(np.int32)[..., 0]
         self._rasterize(xy, m2, pts, self._rest, self._tris, order, self._surface, spans, x0, y0)

@@ -1,6 +1,6 @@
 """Compiled per-pixel kernels of the CPU renderer: the mesh warp's remap maps and the head-over-plate composite.
 
-Compiled with numba (a dependency of librosa, so already installed) on first use and cached on disk; every kernel
+Compiled with numba on first use and cached on disk (see requirements.txt); every kernel
 releases the GIL, so two portraits render side by side in threads. Rows are handled as flat arrays with one store per
 value: numba vectorises those loops, while interleaved small-integer stores (`m[k, 0] = ...; m[k, 1] = ...`) run
 several times slower.
@@ -14,19 +14,6 @@ import numba
 import numpy as np
 
 SUBPIXEL = 32  # `cv2.remap` fixed-point maps: positions to 1/32 pixel (cv2.INTER_TAB_SIZE)
-
-
-@numba.njit(cache=True, nogil=True)
-def paint_order(depth: np.ndarray, tris: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """(M,) triangle ids far to near: by `layer` (larger first), then by the mean depth of their corners.
-
-    Args:
-        depth: (P,) the points' depth (larger is further away); tris: (M, 3) point ids; layer: (M,) float.
-    """
-    key = np.empty(len(tris))
-    for t in range(len(tris)):
-        key[t] = -((depth[tris[t, 0]] + depth[tris[t, 1]] + depth[tris[t, 2]]) / 3 + layer[t])
-    return np.argsort(key, kind="mergesort")  # stable: ties keep their order, frame after frame
 
 
 @numba.njit(cache=True, nogil=True)
@@ -57,7 +44,8 @@ def rasterize_maps(
     """
     h, w = xy.shape
     clip_lo, clip_hi = np.zeros(h, np.int64), np.full(h, -1, np.int64)  # per row, the columns to draw (box pixels)
-    for bx0, by0, bx1, by1 in spans:
+    for k in range(len(spans)):  # (indexing, not unpacking rows: that takes numba seconds to compile)
+        bx0, by0, bx1, by1 = spans[k, 0], spans[k, 1], spans[k, 2], spans[k, 3]
         for y in range(by0, by1):
             clip_lo[y - y0], clip_hi[y - y0] = bx0 - x0, bx1 - x0 - 1
             row, frow = xy[y - y0], frac[y - y0]
@@ -142,7 +130,8 @@ def composite(out: np.ndarray, layer: np.ndarray, plate: np.ndarray, spans: np.n
         layer: (h, w, 4) uint8 C-contiguous premultiplied RGBA, its top-left pixel at (x0, y0) in the frame.
         spans: (B, 4) int64 boxes (x0, y0, x1, y1) in the frame, within the layer: where to composite.
     """
-    for bx0, by0, bx1, by1 in spans:
+    for k in range(len(spans)):  # (indexing, not unpacking rows: that takes numba seconds to compile)
+        bx0, by0, bx1, by1 = spans[k, 0], spans[k, 1], spans[k, 2], spans[k, 3]
         for y in range(by0, by1):
             o, p, a = out[y, bx0:bx1].ravel(), plate[y, bx0:bx1].ravel(), layer[y - y0, bx0 - x0 : bx1 - x0].ravel()
             for k in range(bx1 - bx0):
@@ -167,8 +156,8 @@ def layer_spans(
             none); box: (4,) int64 (x0, y0, x1, y1), the box around all of it this frame.
         shift_lo, shift_hi: (2,) float64, the smallest and largest x, y shift of the frame's points (0 included).
     """
-    x0, y0, x1, y1 = box
-    n = -(-(y1 - y0) // height)
+    x0, y0, x1, y1 = box[0], box[1], box[2], box[3]
+    n = (y1 - y0 + height - 1) // height
     spans = np.empty((n, 4), np.int64)
     size = len(row_lo)
     for k in range(n):
@@ -181,5 +170,5 @@ def layer_spans(
                 lo, hi = min(lo, row_lo[r]), max(hi, row_hi[r])
         bx0 = min(max(lo + int(math.floor(shift_lo[0])) - 2, x0), x1)
         bx1 = min(max(hi + int(math.ceil(shift_hi[0])) + 2, bx0), x1)
-        spans[k] = (bx0, by0, bx1, by1)
+        spans[k, 0], spans[k, 1], spans[k, 2], spans[k, 3] = bx0, by0, bx1, by1
     return spans
