@@ -136,7 +136,7 @@ class CpuRenderer:
         self._reveal_gain = float(np.clip(1.0 - (abs(np.degrees(self._rest_yaw)) - REVEAL_FREE_DEG) / 25.0, 0.3, 1.0))
         self._lids = [(INDEX[control], ids, _lid_colors(rig, ids)) for control, ids in LIDS]
         # Lines whose rest position under the current head pose anchors painted parts (teeth, lids).
-        self._anchor_ids = np.concatenate([UPPER_IN] + [ids for _, ids in LIDS])
+        self._rest_expression = zeros(1)[0]
         # Load the compiled kernels now (compile them, on a fresh install): the pipeline builds its renderers while
         # the first turn is written and spoken, so this is off the first frame's path. A frame with the mouth open
         # and the eyes shut runs every kernel with the argument types of real frames.
@@ -185,18 +185,16 @@ class CpuRenderer:
         pts = pts3[:, :2]
         np.copyto(out, self.rig.image)
         self._warp(out, pts, pts3[:, 2])
-        rest = np.zeros_like(expression)
-        anchors = pose_points(self.mesh_rig, rest, pose, self._anchor_ids)[:, :2]
-        photo_upper = None
-        if self._interior is not None:
-            photo_upper = pose_points(self.mesh_rig, rest, pose, UPPER_IN, photo=True)[:, :2]
-        self._paint_mouth(out, pts, anchors[: len(UPPER_IN)], photo_upper)
-        start = len(UPPER_IN)
+        self._paint_mouth(out, pts, pose)
         for control, ids, colors in self._lids:
             amount = float(expression[control])
             if amount > 0.2:
-                self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
-            start += len(ids)
+                self._paint_lid(out, pts[ids], self._at_rest(pose, ids), colors, amount)
+
+    def _at_rest(self, pose: np.ndarray, ids: np.ndarray, photo: bool = False) -> np.ndarray:
+        """(N, 2) rig points `ids` at rest under the head pose, which anchor painted parts (teeth, lids); with
+        `photo`, as the photo has them (see `pose_points`). Posed only when a frame paints those parts."""
+        return pose_points(self.mesh_rig, self._rest_expression, pose, ids, photo=photo)[:, :2]
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) image positions of the rig's points (the 478 landmarks first) as `render` places them."""
@@ -256,29 +254,24 @@ class CpuRenderer:
             self._buffers[name] = buf
         return buf[:n].reshape(shape)
 
-    def _paint_mouth(
-        self, frame: np.ndarray, pts: np.ndarray, rest_upper: np.ndarray, photo_upper: np.ndarray | None
-    ) -> None:
+    def _paint_mouth(self, frame: np.ndarray, pts: np.ndarray, pose: np.ndarray) -> None:
         """Fill the parted lips with a shaded cavity, teeth and tongue; painted after the warp so it never smears.
 
         Geometry is in mouth coordinates: u across (-1 at one corner, 1 at the other), v down, in pixels from the
         corner line. The upper teeth hang from the skull (the upper lip's rest line under the current head pose);
         the lower teeth and tongue ride on the jaw (the lower lip). A photo with parted lips shows its own interior
         instead of painted upper teeth: fixed to the skull, revealed as the lips part (see `_photo_mouth`).
-
-        Args:
-            rest_upper: (11, 2) the upper inner lip at rest under the current head pose.
-            photo_upper: (11, 2) the same line as the photo has it (lips parted), or None for a closed-lipped photo.
         """
         import cv2
 
         up, lo = pts[UPPER_IN], pts[LOWER_IN]
         gap = float(np.max(np.linalg.norm(lo[1:-1] - up[1:-1], axis=1)))
         face_h = self.mesh_rig.face_height
-        if photo_upper is not None:
+        photo = self._interior is not None
+        if photo:
             _paint_seam(frame, _smooth_line(up), _smooth_line(lo), face_h)
         # Painted teeth fade in as the lips part beyond their rest; a photo's own interior shows at once.
-        opened = 1.0 if photo_upper is not None else float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0, 1))
+        opened = 1.0 if photo else float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0, 1))
         if gap < 1.0 or opened <= 0.0:
             return
         poly = np.concatenate([_smooth_line(up), _smooth_line(lo)[-2:0:-1]])  # lips are curves, not polygons
@@ -290,28 +283,32 @@ class CpuRenderer:
         mask = _poly_mask(poly - [x0, y0], h, w, 0.0)  # anti-aliased, sharp lip edges
 
         color = self._buffer("mouth", (h, w, 3), np.float32)
-        lines = np.stack([up, lo, rest_upper])
-        self._mouth_interior(color, x0, y0, lines, self._mouth_colors, face_h, gap, photo_upper is None)
+        # The upper teeth hang from the upper lip's rest line under the head pose (a photo's own show instead).
+        lines = np.stack([up, lo, up if photo else self._at_rest(pose, UPPER_IN)])
+        self._mouth_interior(color, x0, y0, lines, self._mouth_colors, face_h, gap, not photo)
         color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(face_h / 200.0, 0.6), dst=color)  # photographic
         color += self._grain[y0:y1, x0:x1]
-        if photo_upper is not None:
-            photo = self._photo_mouth(photo_upper, x0, y0, x1, y1)
-            color += (photo[..., :3] - color) * photo[..., 3:]
+        if photo:
+            interior = self._photo_mouth(self._at_rest(pose, UPPER_IN, photo=True), x0, y0, x1, y1)
+            color += (interior[..., :3] - color) * interior[..., 3:]
         self._blend(frame, color, mask * opened, x0, y0)
 
-    def _photo_mouth(self, photo_upper: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    def _photo_mouth(self, posed: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The photo's own mouth interior over the patch [x0, x1) x [y0, y1): (h, w, 4) float32, colour and how much
         of it the photo has in [0, 1].
 
         The interior is fixed to the skull: each pixel shows the photo where the same spot of the head was, found by
         undoing the head pose's shift of the photo's upper lip at that point across the mouth. Below the photo's own
         opening (a mouth opened wider than in the photo) there is nothing to show and the painted cavity shows.
+
+        Args:
+            posed: (11, 2) the photo's upper inner lip under the current head pose.
         """
         import cv2
 
         src_upper, ox, oy, photo = self._interior
         maps = self._buffer("skull", (y1 - y0, x1 - x0, 2), np.float32)
-        self._skull_maps(maps, x0 - ox, y0 - oy, photo_upper - (ox, oy), src_upper - (ox, oy))
+        self._skull_maps(maps, x0 - ox, y0 - oy, posed - (ox, oy), src_upper - (ox, oy))
         # Colour and coverage in one remap; beyond the patch there is no interior (coverage 0).
         return cv2.remap(photo, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
