@@ -146,7 +146,11 @@ class CpuRenderer:
 
     def render(self, expression: np.ndarray, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose, written into `out` if given."""
-        out = np.empty_like(self.rig.image) if out is None else out
+        if out is None:
+            out = np.empty_like(self.rig.image)
+        elif out.shape != self.rig.image.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            # The compiled kernels write rows of `out` in place, which a strided view would silently lose.
+            raise ValueError(f"out must be a C-contiguous {self.rig.image.shape} uint8 array, got {out.shape}")
         key = _key(expression, pose)
         if self._last is not None and self._last[0] == key:  # a held pose: nothing to redraw
             np.copyto(out, self._last[1])
