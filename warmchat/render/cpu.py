@@ -1,16 +1,17 @@
 """CPU renderer: a piecewise-affine mesh warp with `cv2.remap` over a still background, then a painted mouth
 interior and closed lids.
 
-Per frame: move the control points (rig); paint the moving triangles far to near into a half-resolution grid of exact
-dst->src source positions (compiled rasteriser; face triangles turned away from the camera culled; the identity
-elsewhere); upsample it, which is exact where the map is affine, and resample the head layer with one fixed-point
-`cv2.remap`. The head layer is the portrait's person (hair, face, neck)
-wherever it follows the head, premultiplied by that mask; it is composited over a background plate whose person
-area was filled from its surroundings, so the head can turn without dragging the wall behind it or leaving its
-outline behind, and at rest the composite is the crop again (with the lips closed, for a photo whose lips part: the
-mouth then shows the photo's own interior as it opens). Everything outside the box the person layer can reach is a
-plain copy, a repeated (expression, pose) repeats the previous frame, frames are drawn straight into the batch's
-array and per-frame arrays are reused, so memory stays flat however long the video.
+Per frame: move the control points (rig); paint the moving triangles far to near straight into fixed-point remap
+maps, the exact source position of every pixel (compiled scanline rasteriser, `raster.py`; face triangles turned
+away from the camera culled; the identity elsewhere), and resample the head layer with `cv2.remap`. The head layer
+is the portrait's person (hair, face, neck) wherever it follows the head, premultiplied by that mask; it is
+composited over a background plate whose person area was filled from its surroundings, so the head can turn without
+dragging the wall behind it or leaving its outline behind, and at rest the composite is the crop again (with the
+lips closed, for a photo whose lips part: the mouth then shows the photo's own interior as it opens). Only where the
+person layer was or can reach is drawn (in bands of rows, each as wide as that); everywhere else the frame is a
+plain copy. The mouth interior is painted by a compiled pass (`paint.py`). A repeated (expression, pose) repeats the
+previous frame, frames are drawn straight into the batch's array and per-frame arrays are reused, so memory stays
+flat however long the video.
 """
 
 from __future__ import annotations
@@ -218,26 +219,22 @@ class CpuRenderer:
 
         size = self.rig.size
         shift = pts[self._drawn_points] - self._drawn_rest
-        lo = np.floor(self._still_box[:2] + shift.min(axis=0, initial=0)).astype(int) - 2  # 2: bilinear taps
-        hi = np.ceil(self._still_box[2:] + shift.max(axis=0, initial=0)).astype(int) + 2
+        shift_lo, shift_hi = shift.min(axis=0, initial=0), shift.max(axis=0, initial=0)
+        lo = np.floor(self._still_box[:2] + shift_lo).astype(int) - 2  # 2: bilinear taps
+        hi = np.ceil(self._still_box[2:] + shift_hi).astype(int) + 2
         x0, y0 = np.clip(lo, 0, size)
         x1, y1 = np.clip(hi, 0, size)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
-        # Exact dst -> src positions of every pixel that can change as fixed-point remap maps, triangles painted far
-        # to near. Per-frame arrays live in buffers reused from frame to frame: no allocation, constant memory.
-        spans = self._layer_spans(
-            self._row_lo,
-            self._row_hi,
-            np.array((x0, y0, x1, y1)),
-            shift.min(axis=0, initial=0),
-            shift.max(axis=0, initial=0),
-            BAND_ROWS,
-        )
+        # Only bands of rows, each as wide as the layer can reach there, are drawn: exact dst -> src positions of
+        # their pixels as fixed-point remap maps, triangles painted far to near. Per-frame arrays live in buffers
+        # reused from frame to frame: no allocation, constant memory.
+        box = np.array((x0, y0, x1, y1))
+        spans = self._layer_spans(self._row_lo, self._row_hi, box, shift_lo, shift_hi, BAND_ROWS)
         h, w = y1 - y0, x1 - x0
         order = np.argsort(depth[self._tris].sum(axis=1) / -3 - self._layer, kind="stable")  # far to near
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
-        xy = m1.view(np.int32)[..., 0]
+        xy = m1.view(np.int32)[..., 0]  # each pixel's (x, y) int16 pair as one int32: one store per pixel
         self._rasterize(xy, m2, pts, self._rest, self._tris, order, self._surface, spans, x0, y0)
         warped = self._buffer("warped", (h, w, 4), np.uint8)
         for bx0, by0, bx1, by1 in spans - (x0, y0, x0, y0):
