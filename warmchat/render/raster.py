@@ -1,9 +1,11 @@
-"""Compiled per-pixel kernels of the CPU renderer: the mesh warp's remap maps and the head-over-plate composite.
+"""Compiled per-pixel kernels of the CPU warp: where a frame can change, the remap maps there and the head-over-plate
+composite.
 
-Compiled with numba on first use and cached on disk (see requirements.txt); every kernel
-releases the GIL, so two portraits render side by side in threads. Rows are handled as flat arrays with one store per
-value: numba vectorises those loops, while interleaved small-integer stores (`m[k, 0] = ...; m[k, 1] = ...`) run
-several times slower.
+Compiled with numba on first use and cached on disk (see requirements.txt); every kernel releases the GIL, so two
+portraits render side by side in threads. Each pixel's results are written with one store per array (packed where
+needed): numba vectorises those loops, while interleaved small-integer stores (`m[k, 0] = ...; m[k, 1] = ...`) run
+several times slower. Arrays are indexed, not unpacked or sliced into copies, inside the kernels: numba takes seconds
+to compile those.
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ def rasterize_maps(
             source position; frac: (h, w) uint16, its 1/32 fractions (y * 32 + x). Pixel (i, j) is (x0 + j, y0 + i).
         pts: (P, 2) float64 the mesh's points in the frame; rest: (P, 2) the same points in the source image.
         tris: (M, 3) point ids of the triangles; order: (N,) triangles to draw, far to near.
-        cull: (M,) bool: the triangle is hidden while it faces away from the camera (negative area in `dst`).
+        cull: (M,) bool: the triangle is hidden while it faces away from the camera (negative area in the frame).
         spans: (B, 4) int64 boxes (x0, y0, x1, y1) in the frame, within the maps: bands of rows of equal height from
             y0 down, the last one possibly shorter; a band may be empty (x0 == x1).
     """
     h, w = xy.shape
     clip_lo, clip_hi = np.zeros(h, np.int64), np.full(h, -1, np.int64)  # per row, the columns to draw (box pixels)
-    for k in range(len(spans)):  # (indexing, not unpacking rows: that takes numba seconds to compile)
+    for k in range(len(spans)):
         bx0, by0, bx1, by1 = spans[k, 0], spans[k, 1], spans[k, 2], spans[k, 3]
         for y in range(by0, by1):
             clip_lo[y - y0], clip_hi[y - y0] = bx0 - x0, bx1 - x0 - 1
@@ -130,7 +132,7 @@ def composite(out: np.ndarray, layer: np.ndarray, plate: np.ndarray, spans: np.n
         layer: (h, w, 4) uint8 C-contiguous premultiplied RGBA, its top-left pixel at (x0, y0) in the frame.
         spans: (B, 4) int64 boxes (x0, y0, x1, y1) in the frame, within the layer: where to composite.
     """
-    for k in range(len(spans)):  # (indexing, not unpacking rows: that takes numba seconds to compile)
+    for k in range(len(spans)):
         bx0, by0, bx1, by1 = spans[k, 0], spans[k, 1], spans[k, 2], spans[k, 3]
         for y in range(by0, by1):
             o, p, a = out[y, bx0:bx1].ravel(), plate[y, bx0:bx1].ravel(), layer[y - y0, bx0 - x0 : bx1 - x0].ravel()
