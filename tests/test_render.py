@@ -95,6 +95,25 @@ def test_head_turn_moves_hair_not_background(grace):
     assert diff[y - 10 : y + 10, x - 30 : x + 30].mean() > 5
 
 
+@pytest.mark.parametrize("shift", [(7, 0), (-5, 3)])
+def test_head_shifted_by_whole_pixels_shows_the_photo_pixel_for_pixel(grace, shift):
+    """The warp's maps are exact at every pixel (not interpolated between samples), and the frame is drawn in bands:
+    moving the head by whole pixels must show the photo's face unchanged, just moved, with no seam between bands."""
+    import cv2
+
+    dx, dy = shift
+    e, p = zeros(1)[0], rest_pose(1)[0]
+    p[POSE_INDEX["tx"]], p[POSE_INDEX["ty"]] = np.array(shift) / grace.mesh_rig.face_height
+    frame = grace.render(e, p)
+    # Where the whole head moves and the layer is opaque, away from its edge (the neck fades from moving to still).
+    face = np.zeros(grace.rig.image.shape[:2], np.uint8)
+    cv2.fillPoly(face, [np.round(grace.rig.landmarks[list(F.FACE_OVAL), :2]).astype(np.int32)], 1)
+    inside = cv2.erode(face, np.ones((9, 9), np.uint8)).astype(bool) & (grace.mesh_rig.head_alpha >= 1.0)
+    ys, xs = np.nonzero(inside)
+    assert len(ys) > 20000  # most of the face
+    assert np.array_equal(frame[ys + dy, xs + dx], grace.rig.image[ys, xs])
+
+
 @pytest.mark.parametrize("pose", [{"yaw": -15}, {"yaw": 15}, {"pitch": -15}, {"pitch": 15}, {"roll": 10}])
 def test_largest_poses_have_no_tears(astronaut, pose):
     frame = _frame(astronaut, pose, jawOpen=0.4)

@@ -1,16 +1,17 @@
 """CPU renderer: a piecewise-affine mesh warp with `cv2.remap` over a still background, then a painted mouth
 interior and closed lids.
 
-Per frame: move the control points (rig); paint the moving triangles far to near into a half-resolution grid of exact
-dst->src source positions (compiled rasteriser; face triangles turned away from the camera culled; the identity
-elsewhere); upsample it, which is exact where the map is affine, and resample the head layer with one fixed-point
-`cv2.remap`. The head layer is the portrait's person (hair, face, neck)
-wherever it follows the head, premultiplied by that mask; it is composited over a background plate whose person
-area was filled from its surroundings, so the head can turn without dragging the wall behind it or leaving its
-outline behind, and at rest the composite is the crop again (with the lips closed, for a photo whose lips part: the
-mouth then shows the photo's own interior as it opens). Everything outside the box the person layer can reach is a
-plain copy, a repeated (expression, pose) repeats the previous frame, frames are drawn straight into the batch's
-array and per-frame arrays are reused, so memory stays flat however long the video.
+Per frame: move the control points (rig); paint the moving triangles far to near straight into fixed-point remap
+maps, the exact source position of every pixel (compiled scanline rasteriser, `raster.py`; face triangles turned
+away from the camera culled; the identity elsewhere), and resample the head layer with `cv2.remap`. The head layer
+is the portrait's person (hair, face, neck) wherever it follows the head, premultiplied by that mask; it is
+composited over a background plate whose person area was filled from its surroundings, so the head can turn without
+dragging the wall behind it or leaving its outline behind, and at rest the composite is the crop again (with the
+lips closed, for a photo whose lips part: the mouth then shows the photo's own interior as it opens). Only where the
+person layer was or can reach is drawn (in bands of rows, each as wide as that); everywhere else the frame is a
+plain copy. The mouth interior is painted by a compiled pass (`paint.py`). A repeated (expression, pose) repeats the
+previous frame, frames are drawn straight into the batch's array and per-frame arrays are reused, so memory stays
+flat however long the video.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from warmchat import face as F
-from warmchat.controls import INDEX, POSE_INDEX
+from warmchat.controls import INDEX, POSE_INDEX, rest_pose, zeros
 from warmchat.face import FaceRig
-from warmchat.rig import GRID_STEP, MeshRig, build_mesh_rig, pose_points
+from warmchat.rig import MeshRig, build_mesh_rig, pose_points
 
 UPPER_IN, LOWER_IN = np.array(F.UPPER_INNER_LIP), np.array(F.LOWER_INNER_LIP)
 LIDS = (  # blink control, upper-lid line from corner to corner
@@ -32,12 +33,8 @@ CAVITY_DEEP = np.array([26, 9, 8], np.float32)  # the back of the mouth, in shad
 CAVITY_WALL = np.array([84, 32, 30], np.float32)  # inner cheeks towards the corners
 TONGUE = np.array([168, 82, 78], np.float32)
 TEETH = np.array([238, 232, 218], np.float32)
-# Tooth boundaries across the upper arch, as a fraction of the half-width of the mouth (incisors wider, foreshortened
-# towards the corners), and the lower arch.
-UPPER_GAPS = np.array([0.0, -0.25, 0.25, -0.46, 0.46, -0.63, 0.63, -0.76, 0.76])
-LOWER_GAPS = np.array([0.0, -0.16, 0.16, -0.32, 0.32, -0.47, 0.47])
-U_GRID = np.linspace(-1.2, 1.2, 481)  # tooth profiles are functions of u alone: evaluated here, interpolated per pixel
 REVEAL_FREE_DEG = 10.0  # a face turned less than this in the photo may turn back freely (see `render`)
+BAND_ROWS = 32  # the warp is drawn in bands of rows, each only as wide as the layer can reach there
 
 
 def fill_background(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -72,19 +69,12 @@ class CpuRenderer:
 
     name = "cpu"
 
-    def __init__(self, rig: FaceRig, map_step: int = 2):
-        """Precompute everything that does not change per frame.
-
-        Args:
-            rig: the portrait.
-            map_step: the warp maps are exact every `map_step` pixels and bilinear in between (1: exact everywhere;
-                2: about twice as fast, within half a pixel except along occluding edges).
-        """
+    def __init__(self, rig: FaceRig):
+        """Precompute everything that does not change per frame."""
         import cv2
 
         self.rig = rig
         self.mesh_rig: MeshRig = build_mesh_rig(rig.landmarks, rig.size, rig.person_mask)
-        self.step = int(map_step)
         size = rig.size
         r = self.mesh_rig
         moves = (r.head_weight > 0) | (np.abs(r.basis).max(axis=(0, 2)) > 0)
@@ -94,10 +84,13 @@ class CpuRenderer:
         surface = np.arange(len(r.triangles))[moving] < r.n_face_triangles
         self._layer = np.where(surface, 0.0, 1e6)
         self._surface = surface
-        self._src = r.rest[self._tris, :2]  # (M, 3, 2)
-        from warmchat.render.raster import rasterize_source
+        self._rest = np.ascontiguousarray(r.rest[:, :2])  # (P, 2) where each point's texture is in the photo
+        from warmchat.render.paint import blend, mouth_interior, skull_maps
+        from warmchat.render.raster import composite, layer_spans, rasterize_maps
 
-        self._rasterize = rasterize_source
+        self._rasterize, self._layer_spans = rasterize_maps, layer_spans
+        self._composite = composite
+        self._mouth_interior, self._blend, self._skull_maps = mouth_interior, blend, skull_maps
         self._buffers: dict[str, np.ndarray] = {}
         self._last: tuple[bytes, np.ndarray] | None = None  # the previous frame, for a repeated (expression, pose)
 
@@ -121,34 +114,44 @@ class CpuRenderer:
         behind = cv2.multiply(self._plate, cv2.cvtColor(255 - alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
         # A photo with parted lips: the lips close at rest, so the warp must never show the teeth between them (the
         # mouth is painted from the photo when it opens): that texture gets its interior filled from the lips.
-        self._interior = _photo_interior(r) if r.photo_mouth_open else None
+        self._interior = _photo_interior(rig.image, r) if r.photo_mouth_open else None
         texture = rig.image if self._interior is None else _lip_filled(rig.image, r)
         self._head = np.dstack([cv2.subtract(texture, behind), alpha])  # (S, S, 4) uint8, premultiplied
-        # Only the person layer changes a frame: outside the box around where it is drawn (triangles whose source
-        # touches it) and where it was (the plate differs from the photo there), a frame is the photo itself.
-        near = cv2.dilate((r.head_alpha > 0).astype(np.uint8), _disk_kernel(GRID_STEP * r.face_height))
+        # Only the person layer changes a frame: a pixel can differ from the photo only where the layer was (the plate
+        # differs from the photo there) or where its source lies in the layer. A pixel's shift (source to frame) is a
+        # blend of its triangle's corner shifts, so the box where the layer was, widened by the corner shifts of the
+        # frame, holds every such pixel: outside it a frame is the photo itself.
         ys, xs = np.nonzero(r.head_alpha > 0)
-        self._still_box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0)
-        corners = np.clip(np.round(self._src).astype(int), 0, size - 1)
-        in_layer = near[corners[..., 1], corners[..., 0]].any(axis=1)  # of the drawn triangles
-        self._layer_points = np.unique(self._tris[in_layer])  # their corners (rig point ids)
-        # Positions of the map's samples over the whole frame, one sample beyond it on every side: sample (i, j) is
-        # at pixel step (j - 1) + (step - 1) / 2 (and the same for i); the identity where no triangle is drawn.
-        g = (np.arange(-(-size // self.step) + 3, dtype=np.float32) - 1) * self.step + (self.step - 1) / 2
-        self._samples = np.dstack(np.meshgrid(g, g)).astype(np.float32)
+        rows = (r.head_alpha > 0).any(axis=1)
+        self._row_lo = np.where(rows, np.argmax(r.head_alpha > 0, axis=1), size)  # (S,) the layer's columns per row
+        self._row_hi = np.where(rows, size - np.argmax(r.head_alpha[:, ::-1] > 0, axis=1), 0)
+        self._still_box = np.array((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, 0, 0))
+        self._drawn_points = np.unique(self._tris)  # (rig point ids)
+        self._drawn_rest = r.rest[self._drawn_points, :2]
 
         rest = r.rest[:, :2] + (0 if r.neutral is None else r.neutral)
         self._rest_gap = float(np.max(np.linalg.norm(rest[LOWER_IN[1:-1]] - rest[UPPER_IN[1:-1]], axis=1)))
         self._colors = _portrait_colors(rig)
+        self._mouth_colors = np.array([self._colors[k] for k in ("deep", "wall", "tongue", "teeth")], np.float32)
         self._rest_yaw = np.radians(F.head_angles(rig.landmarks)[0])
         self._reveal_gain = float(np.clip(1.0 - (abs(np.degrees(self._rest_yaw)) - REVEAL_FREE_DEG) / 25.0, 0.3, 1.0))
         self._lids = [(INDEX[control], ids, _lid_colors(rig, ids)) for control, ids in LIDS]
         # Lines whose rest position under the current head pose anchors painted parts (teeth, lids).
-        self._anchor_ids = np.concatenate([UPPER_IN] + [ids for _, ids in LIDS])
+        self._rest_expression = zeros(1)[0]
+        # Load the compiled kernels now (compile them, on a fresh install): the pipeline builds its renderers while
+        # the first turn is written and spoken, so this is off the first frame's path. A frame with the mouth open
+        # and the eyes shut runs every kernel with the argument types of real frames.
+        expression = zeros(1)[0]
+        expression[[INDEX["jawOpen"], INDEX["eyeBlink_L"], INDEX["eyeBlink_R"]]] = (0.6, 1.0, 1.0)
+        self._draw(np.empty_like(rig.image), expression, rest_pose(1)[0])
 
     def render(self, expression: np.ndarray, pose: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """One (S, S, 3) uint8 RGB frame for (K,) controls and a (6,) head pose, written into `out` if given."""
-        out = np.empty_like(self.rig.image) if out is None else out
+        if out is None:
+            out = np.empty_like(self.rig.image)
+        elif out.shape != self.rig.image.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+            # The compiled kernels write rows of `out` in place, which a strided view would silently lose.
+            raise ValueError(f"out must be a C-contiguous {self.rig.image.shape} uint8 array, got {out.shape}")
         key = _key(expression, pose)
         if self._last is not None and self._last[0] == key:  # a held pose: nothing to redraw
             np.copyto(out, self._last[1])
@@ -187,18 +190,16 @@ class CpuRenderer:
         pts = pts3[:, :2]
         np.copyto(out, self.rig.image)
         self._warp(out, pts, pts3[:, 2])
-        rest = np.zeros_like(expression)
-        anchors = pose_points(self.mesh_rig, rest, pose, self._anchor_ids)[:, :2]
-        photo_upper = None
-        if self._interior is not None:
-            photo_upper = pose_points(self.mesh_rig, rest, pose, UPPER_IN, photo=True)[:, :2]
-        self._paint_mouth(out, pts, anchors[: len(UPPER_IN)], photo_upper)
-        start = len(UPPER_IN)
+        self._paint_mouth(out, pts, pose)
         for control, ids, colors in self._lids:
             amount = float(expression[control])
             if amount > 0.2:
-                self._paint_lid(out, pts[ids], anchors[start : start + len(ids)], colors, amount)
-            start += len(ids)
+                self._paint_lid(out, pts[ids], self._at_rest(pose, ids), colors, amount)
+
+    def _at_rest(self, pose: np.ndarray, ids: np.ndarray, photo: bool = False) -> np.ndarray:
+        """(N, 2) rig points `ids` at rest under the head pose, which anchor painted parts (teeth, lids); with
+        `photo`, as the photo has them (see `pose_points`). Posed only when a frame paints those parts."""
+        return pose_points(self.mesh_rig, self._rest_expression, pose, ids, photo=photo)[:, :2]
 
     def frame_points(self, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) image positions of the rig's points (the 478 landmarks first) as `render` places them."""
@@ -216,49 +217,33 @@ class CpuRenderer:
     def _warp(self, out: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> None:
         import cv2
 
-        size, s = self.rig.size, self.step
-        dst = pts[self._tris]  # (M, 3, 2)
-        layer = pts[self._layer_points]
-        lo = np.floor(np.minimum(layer.min(axis=0, initial=size), self._still_box[:2])).astype(int) - 2
-        hi = np.ceil(np.maximum(layer.max(axis=0, initial=0), self._still_box[2:])).astype(int) + 3
-        x0, y0 = (np.clip(lo, 0, size) // s) * s
+        size = self.rig.size
+        shift = pts[self._drawn_points] - self._drawn_rest
+        shift_lo, shift_hi = shift.min(axis=0, initial=0), shift.max(axis=0, initial=0)
+        lo = np.floor(self._still_box[:2] + shift_lo).astype(int) - 2  # 2: bilinear taps
+        hi = np.ceil(self._still_box[2:] + shift_hi).astype(int) + 2
+        x0, y0 = np.clip(lo, 0, size)
         x1, y1 = np.clip(hi, 0, size)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
-        # Samples cover the box and one more on each side, so that upsampling interpolates everywhere in the box and
-        # never replicates an edge sample (that would shift the edge pixels by half a step).
-        nx, ny = -(-(x1 - x0) // s) + 2, -(-(y1 - y0) // s) + 2
-
-        # Exact dst -> src positions at the map sample points, triangles painted far to near. Per-frame arrays live
-        # in buffers reused from frame to frame: no allocation, no page faults, constant memory.
-        coef, area = _source_coefficients(dst, self._src)
-        order = np.argsort(-(depth[self._tris].mean(axis=1) + self._layer))
-        facing = (area > 0) | ~self._surface  # face triangles turned away from the camera are hidden: cull them
-        sx, sy = x0 // s, y0 // s
-        src = self._buffer("src", (ny, nx, 2), np.float32)
-        np.copyto(src, self._samples[sy : sy + ny, sx : sx + nx])
-        ox, oy = x0 - s + (s - 1) / 2, y0 - s + (s - 1) / 2
-        self._rasterize(src, dst, coef, order[facing[order]], ox, oy, s)
-        _extend_edges(src, ox, oy, s, size)
-
-        # Upsampled (bilinear, so exact where the map is affine): absolute source positions for one fixed-point
-        # remap of the head layer.
+        # Only bands of rows, each as wide as the layer can reach there, are drawn: exact dst -> src positions of
+        # their pixels as fixed-point remap maps, triangles painted far to near. Per-frame arrays live in buffers
+        # reused from frame to frame: no allocation, constant memory.
+        box = np.array((x0, y0, x1, y1))
+        spans = self._layer_spans(self._row_lo, self._row_hi, box, shift_lo, shift_hi, BAND_ROWS)
         h, w = y1 - y0, x1 - x0
-        maps = src[1 : 1 + h, 1 : 1 + w]
-        if s > 1:
-            full = self._buffer("full", (ny * s, nx * s, 2), np.float32)
-            maps = cv2.resize(src, (nx * s, ny * s), dst=full, interpolation=cv2.INTER_LINEAR)[s : s + h, s : s + w]
+        order = np.argsort(depth[self._tris].sum(axis=1) / -3 - self._layer, kind="stable")  # far to near
         m1, m2 = self._buffer("m1", (h, w, 2), np.int16), self._buffer("m2", (h, w), np.uint16)
-        cv2.convertMaps(maps, None, cv2.CV_16SC2, dstmap1=m1, dstmap2=m2)
+        xy = m1.view(np.int32)[..., 0]  # each pixel's (x, y) int16 pair as one int32: one store per pixel
+        self._rasterize(xy, m2, pts, self._rest, self._tris, order, self._surface, spans, x0, y0)
         warped = self._buffer("warped", (h, w, 4), np.uint8)
-        cv2.remap(self._head, m1, m2, cv2.INTER_LINEAR, dst=warped, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.extractChannel(warped, 3, dst=self._buffer("alpha", (h, w), np.uint8))
-        behind = cv2.cvtColor(
-            cv2.bitwise_not(alpha, dst=alpha), cv2.COLOR_GRAY2RGB, dst=self._buffer("behind", (h, w, 3), np.uint8)
-        )
-        cv2.multiply(self._plate[y0:y1, x0:x1], behind, dst=behind, scale=1 / 255)
-        head = cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=self._buffer("head", (h, w, 3), np.uint8))
-        cv2.add(head, behind, dst=out[y0:y1, x0:x1])
+        for bx0, by0, bx1, by1 in spans - (x0, y0, x0, y0):
+            if bx1 > bx0:
+                band = np.s_[by0:by1, bx0:bx1]
+                cv2.remap(
+                    self._head, m1[band], m2[band], cv2.INTER_LINEAR, dst=warped[band], borderMode=cv2.BORDER_REPLICATE
+                )
+        self._composite(out, warped, self._plate, spans, x0, y0)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A C-contiguous array of `shape` over a buffer kept for the renderer's lifetime (sized for a full frame)."""
@@ -266,33 +251,28 @@ class CpuRenderer:
         buf = self._buffers.get(name)
         if buf is None or buf.size < n:
             channels = shape[2] if len(shape) == 3 else 1
-            buf = np.empty(max(n, (self.rig.size + 2 * self.step) ** 2 * channels), dtype)
+            buf = np.empty(max(n, self.rig.size**2 * channels), dtype)
             self._buffers[name] = buf
         return buf[:n].reshape(shape)
 
-    def _paint_mouth(
-        self, frame: np.ndarray, pts: np.ndarray, rest_upper: np.ndarray, photo_upper: np.ndarray | None
-    ) -> None:
+    def _paint_mouth(self, frame: np.ndarray, pts: np.ndarray, pose: np.ndarray) -> None:
         """Fill the parted lips with a shaded cavity, teeth and tongue; painted after the warp so it never smears.
 
         Geometry is in mouth coordinates: u across (-1 at one corner, 1 at the other), v down, in pixels from the
         corner line. The upper teeth hang from the skull (the upper lip's rest line under the current head pose);
         the lower teeth and tongue ride on the jaw (the lower lip). A photo with parted lips shows its own interior
         instead of painted upper teeth: fixed to the skull, revealed as the lips part (see `_photo_mouth`).
-
-        Args:
-            rest_upper: (11, 2) the upper inner lip at rest under the current head pose.
-            photo_upper: (11, 2) the same line as the photo has it (lips parted), or None for a closed-lipped photo.
         """
         import cv2
 
         up, lo = pts[UPPER_IN], pts[LOWER_IN]
         gap = float(np.max(np.linalg.norm(lo[1:-1] - up[1:-1], axis=1)))
         face_h = self.mesh_rig.face_height
-        if photo_upper is not None:
+        photo = self._interior is not None
+        if photo:
             _paint_seam(frame, _smooth_line(up), _smooth_line(lo), face_h)
         # Painted teeth fade in as the lips part beyond their rest; a photo's own interior shows at once.
-        opened = 1.0 if photo_upper is not None else float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0, 1))
+        opened = 1.0 if photo else float(np.clip((gap - self._rest_gap) / (0.02 * face_h), 0, 1))
         if gap < 1.0 or opened <= 0.0:
             return
         poly = np.concatenate([_smooth_line(up), _smooth_line(lo)[-2:0:-1]])  # lips are curves, not polygons
@@ -303,104 +283,35 @@ class CpuRenderer:
         h, w = y1 - y0, x1 - x0
         mask = _poly_mask(poly - [x0, y0], h, w, 0.0)  # anti-aliased, sharp lip edges
 
-        # Mouth frame.
-        left, right = up[0], up[-1]
-        center = (left + right) / 2
-        half = max(float(np.linalg.norm(right - left)) / 2, 1.0)
-        ax = (right - left) / (2 * half)
-        nrm = np.array([-ax[1], ax[0]])
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        px, py = xx - center[0], yy - center[1]
-        u = (px * ax[0] + py * ax[1]) / half
-        v = px * nrm[0] + py * nrm[1]
-
-        def line(p: np.ndarray) -> np.ndarray:  # v of a lip polyline at every pixel's u
-            q = p - center
-            pu = (q @ ax) / half
-            order = np.argsort(pu)
-            return np.interp(u, pu[order], (q @ nrm)[order])
-
-        v_up, v_lo, v_rest = line(up), line(lo), line(rest_upper)
-        depth = np.clip((v - v_up) / np.maximum(v_lo - v_up, 1.0), 0, 1)  # 0 at the upper lip, 1 at the lower
-        au = np.abs(u)
-        col = self._colors
-        px_scale = face_h / 200.0  # feature sizes below are for a 200 px face
-
-        # Cavity: darkest at the back, redder towards the inner cheeks and the floor.
-        wall = np.clip(au**2 * 0.75 + 0.15 * depth, 0, 1)[..., None]
-        color = col["deep"] + (col["wall"] - col["deep"]) * wall
-        # Tongue: a rounded mound on the floor, lit on top, once the mouth is open enough to see it.
-        gap_c = max(float(np.interp(0.0, *_by_u(lo, up, center, ax, half))), 1.0)
-        show_tongue = np.clip((gap - 0.05 * face_h) / (0.06 * face_h), 0, 1)
-        ell = (u / 0.62) ** 2 + ((v - (v_lo - 0.1 * gap_c)) / (0.45 * gap_c)) ** 2
-        tongue = (1 - _smoothstep((ell - 0.6) / 0.6)) * show_tongue * 0.85
-        lit = 0.35 + 0.5 * np.clip(1 - (v_lo - v) / (0.55 * gap_c), 0, 1) * (1 - 0.6 * au)
-        color = color + (col["tongue"] * lit[..., None] - color) * tongue[..., None]
-        # Lower teeth: on the jaw, just above the lower lip, seen when the mouth is wide open.
-        show_lower = np.clip((gap - 0.11 * face_h) / (0.05 * face_h), 0, 1)
-        if show_lower > 0:
-            edge = (
-                v_lo
-                - 0.022 * face_h * (1 - 0.5 * u**2)
-                + np.interp(u, U_GRID, _scallop(U_GRID, LOWER_GAPS, half, 0.6 * px_scale))
-            )
-            teeth = _smoothstep((v - edge) + 0.5) * (1 - _smoothstep((au - 0.5) / 0.15)) * show_lower
-            # In the shadow of the upper teeth and the tongue: well below the upper teeth's brightness.
-            shade = 0.62 * _recede(au) * np.interp(u, U_GRID, _gaps(U_GRID, LOWER_GAPS, half, 0.8 * px_scale))
-            color = color + (_shaded(col, shade) - color) * teeth[..., None]
-        if photo_upper is not None:
-            color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(px_scale, 0.6)) + self._grain[y0:y1, x0:x1]
-            photo, known = self._photo_mouth(photo_upper, xx, yy)
-            color = color + (photo - color) * known[..., None]
-            roi = frame[y0:y1, x0:x1].astype(np.float32)
-            frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * mask[..., None] + 0.5, 0, 255).astype(np.uint8)
-            return
-        # Upper teeth: hang from the rest line of the upper lip; shadowed under the lip and towards the corners.
-        # What shows below the relaxed upper lip, in proportion to the mouth's width (incisors are about a fifth
-        # of the smile's width long), never more than a third of a face-height-sized 10%.
-        length = min(0.17 * half, 0.034 * face_h) * (1 - 0.45 * u**2)
-        edge = (
-            np.maximum(v_rest, v_up)
-            + length
-            - np.interp(u, U_GRID, _scallop(U_GRID, UPPER_GAPS, half, 0.8 * px_scale))
-        )
-        teeth = (1 - _smoothstep((v - edge) + 0.5)) * (1 - _smoothstep((au - 0.72) / 0.2))
-        # The upper lip's shadow falls on the teeth below it, deeper the more the lip overhangs them.
-        under_lip = 0.62 + 0.38 * _smoothstep((v - v_up) / (0.02 * face_h))
-        shade = _recede(au) * under_lip * np.interp(u, U_GRID, _gaps(U_GRID, UPPER_GAPS, half, 0.7 * px_scale))
-        shade *= 1 - 0.12 * _smoothstep((v - edge + 0.012 * face_h) / (0.012 * face_h))  # translucent edge
-        color = color + (_shaded(col, shade) - color) * teeth[..., None]
-
-        color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(px_scale, 0.6))  # photographic, not vector-sharp
+        color = self._buffer("mouth", (h, w, 3), np.float32)
+        # The upper teeth hang from the upper lip's rest line under the head pose (a photo's own show instead).
+        lines = np.stack([up, lo, up if photo else self._at_rest(pose, UPPER_IN)])
+        self._mouth_interior(color, x0, y0, lines, self._mouth_colors, face_h, gap, not photo)
+        color = cv2.GaussianBlur(color, (0, 0), 0.45 * max(face_h / 200.0, 0.6), dst=color)  # photographic
         color += self._grain[y0:y1, x0:x1]
-        alpha = (mask * opened)[..., None]
-        roi = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * alpha + 0.5, 0, 255).astype(np.uint8)
+        if photo:
+            interior = self._photo_mouth(self._at_rest(pose, UPPER_IN, photo=True), x0, y0, x1, y1)
+            color += (interior[..., :3] - color) * interior[..., 3:]
+        self._blend(frame, color, mask * opened, x0, y0)
 
-    def _photo_mouth(self, photo_upper: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The photo's own mouth interior at pixels (xx, yy): colour (h, w, 3) float32 and how much of it the photo
-        has (h, w) in [0, 1].
+    def _photo_mouth(self, posed: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The photo's own mouth interior over the patch [x0, x1) x [y0, y1): (h, w, 4) float32, colour and how much
+        of it the photo has in [0, 1].
 
         The interior is fixed to the skull: each pixel shows the photo where the same spot of the head was, found by
         undoing the head pose's shift of the photo's upper lip at that point across the mouth. Below the photo's own
         opening (a mouth opened wider than in the photo) there is nothing to show and the painted cavity shows.
+
+        Args:
+            posed: (11, 2) the photo's upper inner lip under the current head pose.
         """
         import cv2
 
-        src_upper, known_src = self._interior
-        left, right = photo_upper[0], photo_upper[-1]
-        center = (left + right) / 2
-        half = max(float(np.linalg.norm(right - left)) / 2, 1.0)
-        ax = (right - left) / (2 * half)
-        knots = ((photo_upper - center) @ ax) / half
-        order = np.argsort(knots)
-        shift = (photo_upper - src_upper)[order]
-        u = ((xx - center[0]) * ax[0] + (yy - center[1]) * ax[1]) / half
-        map_x = (xx - np.interp(u, knots[order], shift[:, 0])).astype(np.float32)
-        map_y = (yy - np.interp(u, knots[order], shift[:, 1])).astype(np.float32)
-        photo = cv2.remap(self.rig.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        known = cv2.remap(known_src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return photo.astype(np.float32), known
+        src_upper, ox, oy, photo = self._interior
+        maps = self._buffer("skull", (y1 - y0, x1 - x0, 2), np.float32)
+        self._skull_maps(maps, x0 - ox, y0 - oy, posed - (ox, oy), src_upper - (ox, oy))
+        # Colour and coverage in one remap; beyond the patch there is no interior (coverage 0).
+        return cv2.remap(photo, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def _paint_lid(self, frame: np.ndarray, lid: np.ndarray, lid_rest: np.ndarray, colors, amount: float) -> None:
         """A closing upper lid: the area it swept over (from its rest line down to where it is now) in lid-skin
@@ -444,11 +355,12 @@ class CpuRenderer:
         frame[y0:y1, x0:x1] = np.clip(roi + (color - roi) * skin[..., None] + 0.5, 0, 255).astype(np.uint8)
 
 
-def _photo_interior(mesh_rig: MeshRig) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's mouth opening: its upper inner-lip line (11, 2) and an (S, S) float32 mask of the interior.
+def _photo_interior(image: np.ndarray, mesh_rig: MeshRig) -> tuple[np.ndarray, int, int, np.ndarray]:
+    """The photo's mouth opening: its upper inner-lip line (11, 2), and the photo around the opening (RGB) with how
+    much of each pixel is interior (a fourth channel in [0, 1]), as an (h, w, 4) float32 patch at (x0, y0).
 
-    The mask stops short of the lower lip (by a few pixels and a fraction of the gap), so the lower lip's inner rim
-    never hangs from the skull with the teeth when the jaw drops.
+    The interior stops short of the lower lip (by a few pixels and a fraction of the gap), so the lower lip's inner
+    rim never hangs from the skull with the teeth when the jaw drops.
     """
     size = int(mesh_rig.head_alpha.shape[0])
     up, lo = mesh_rig.rest[UPPER_IN, :2], mesh_rig.rest[LOWER_IN, :2]
@@ -456,7 +368,13 @@ def _photo_interior(mesh_rig: MeshRig) -> tuple[np.ndarray, np.ndarray]:
     lift = np.clip((0.15 * gap + 1.0) / np.maximum(gap, 1e-6), 0.0, 1.0)
     lo_short = lo + (up - lo) * lift
     mask = _poly_mask(np.concatenate([up, lo_short[-2:0:-1]]), size, size, 0.7)
-    return up.astype(np.float64), mask
+    ys, xs = np.nonzero(mask > 0)
+    if not len(xs):
+        xs = ys = np.array([0, size - 1])
+    x0, y0 = max(int(xs.min()) - 2, 0), max(int(ys.min()) - 2, 0)  # 2: a bilinear tap beyond the last covered pixel
+    x1, y1 = min(int(xs.max()) + 3, size), min(int(ys.max()) + 3, size)
+    patch = np.dstack([image[y0:y1, x0:x1].astype(np.float32), mask[y0:y1, x0:x1]])
+    return up.astype(np.float64), x0, y0, patch
 
 
 def _lip_filled(image: np.ndarray, mesh_rig: MeshRig) -> np.ndarray:
@@ -474,13 +392,6 @@ def _lip_filled(image: np.ndarray, mesh_rig: MeshRig) -> np.ndarray:
     out = image.copy()
     out[y0:y1, x0:x1] = cv2.inpaint(image[y0:y1, x0:x1], hole[y0:y1, x0:x1], 3, cv2.INPAINT_TELEA)
     return out
-
-
-def _disk_kernel(radius: float) -> np.ndarray:
-    import cv2
-
-    r = max(int(round(radius)), 1)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
 def _poly_mask(poly: np.ndarray, h: int, w: int, blur: float) -> np.ndarray:
@@ -524,52 +435,9 @@ def _key(expression: np.ndarray, pose: np.ndarray) -> bytes:
     return np.asarray(expression, np.float32).tobytes() + np.asarray(pose, np.float32).tobytes()
 
 
-def _extend_edges(src: np.ndarray, ox: float, oy: float, step: int, size: int) -> None:
-    """Samples off the frame (beyond the mesh) take the displacement of the nearest sample on it, so the frame's edge
-    pixels move with the content next to them instead of blending towards the identity."""
-    for axis, origin in ((1, ox), (0, oy)):
-        pos = origin + step * np.arange(src.shape[axis])
-        inside = np.nonzero((pos >= -0.5) & (pos <= size - 0.5))[0]
-        if not len(inside):
-            continue
-        for i, k in (
-            (i, inside[0] if pos[i] < 0 else inside[-1]) for i in np.nonzero((pos < -0.5) | (pos > size - 0.5))[0]
-        ):
-            line, near = (src[:, i], src[:, k]) if axis == 1 else (src[i], src[k])
-            line[:] = near
-            line[:, 1 - axis] += pos[i] - pos[k]
-
-
-def _source_coefficients(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-triangle affine maps dst -> src, src = [c0 c1 c2; c3 c4 c5] @ [x, y, 1], (M, 6);
-    and each triangle's signed area x2 in the destination, (M,)."""
-    d0, s0 = dst[:, 0], src[:, 0]
-    e1, e2 = dst[:, 1] - d0, dst[:, 2] - d0
-    f1, f2 = src[:, 1] - s0, src[:, 2] - s0
-    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
-    ok = np.abs(det) > 1e-6
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    a00 = (f1[:, 0] * e2[:, 1] - f2[:, 0] * e1[:, 1]) * inv
-    a01 = (f2[:, 0] * e1[:, 0] - f1[:, 0] * e2[:, 0]) * inv
-    a10 = (f1[:, 1] * e2[:, 1] - f2[:, 1] * e1[:, 1]) * inv
-    a11 = (f2[:, 1] * e1[:, 0] - f1[:, 1] * e2[:, 0]) * inv
-    t0 = s0[:, 0] - a00 * d0[:, 0] - a01 * d0[:, 1]
-    t1 = s0[:, 1] - a10 * d0[:, 0] - a11 * d0[:, 1]
-    coef = np.stack([a00, a01, t0, a10, a11, t1], axis=1)
-    coef[~ok] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # a collapsed triangle covers no samples; the identity keeps it finite
-    return coef, det
-
-
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
-
-
-def _by_u(lo: np.ndarray, up: np.ndarray, center: np.ndarray, ax: np.ndarray, half: float):
-    """(u, gap) along the mouth: the lip-to-lip distance of each inner-lip pair, by position across the mouth."""
-    u = ((up - center) @ ax) / half
-    order = np.argsort(u)
-    return u[order], np.linalg.norm(lo - up, axis=1)[order]
 
 
 def _paint_seam(frame: np.ndarray, up: np.ndarray, lo: np.ndarray, face_h: float) -> None:
@@ -589,13 +457,6 @@ def _paint_seam(frame: np.ndarray, up: np.ndarray, lo: np.ndarray, face_h: float
     shadow = np.clip(shadow / max(float(shadow.max()), 1e-6), 0, 1)
     roi = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = np.clip(roi * (1 - 0.16 * shadow[..., None]) + 0.5, 0, 255).astype(np.uint8)
-
-
-def _shaded(col: dict[str, np.ndarray], shade: np.ndarray) -> np.ndarray:
-    """(h, w, 3) teeth colour at brightness `shade` in [0, 1]: shadows inside the mouth are warm (the light that
-    reaches them bounced off the cheeks and tongue), so shaded teeth go towards the cavity wall, not grey."""
-    shade = shade[..., None]
-    return col["wall"] + (col["teeth"] - col["wall"]) * shade
 
 
 def _catmull_rom(n: int, k: int) -> np.ndarray:
@@ -618,28 +479,6 @@ LIP_CURVE.setflags(write=False)  # shared by every renderer, so read-only
 def _smooth_line(p: np.ndarray) -> np.ndarray:
     """A lip line (11, 2), corner to corner, as a curve through its points (41, 2): lips are curves, not polygons."""
     return LIP_CURVE @ p
-
-
-def _recede(au: np.ndarray) -> np.ndarray:
-    """Brightness of teeth by |u| across the mouth: the front teeth lit, the side teeth turning away into the
-    mouth's shadow (painted teeth that stay bright to the corners read as dentures)."""
-    return 1.0 - 0.7 * _smoothstep((au - 0.2) / 0.65)
-
-
-def _gaps(u: np.ndarray, gaps: np.ndarray, half: float, width_px: float) -> np.ndarray:
-    """Brightness factor across the teeth: each tooth rounded (lit in its middle, darker towards its sides) and a
-    thin dark line between neighbours."""
-    d = np.abs(u[..., None] - gaps).min(axis=-1) * half  # pixels to the nearest gap
-    tooth = np.sort(np.abs(gaps))
-    width = max(float(np.diff(np.unique(tooth))[:1].sum()) * half, 2.0)  # the central incisor, px
-    rounded = 0.9 + 0.1 * np.clip(d / (0.5 * width), 0, 1) ** 0.5
-    return rounded * (1.0 - 0.16 * np.exp(-((d / width_px) ** 2)))
-
-
-def _scallop(u: np.ndarray, gaps: np.ndarray, half: float, width_px: float) -> np.ndarray:
-    """Pixels by which the teeth's biting edge rounds off next to each gap."""
-    d = (u[..., None] - gaps) * half / (2.5 * width_px)
-    return width_px * np.exp(-(d**2)).max(axis=-1)
 
 
 def _portrait_colors(rig: FaceRig) -> dict[str, np.ndarray]:
