@@ -163,7 +163,7 @@ def test_recorded_line_without_a_granted_folder_is_refused(recording):
     with pytest.raises(InputError, match=r"script line 2 refers to an audio file; .*audio_dir="):
         parse_script(script)
     with pytest.raises(InputError, match="script line 2 refers to an audio file"):
-        generate(EXAMPLES / "astronaut.png", EXAMPLES / "grace_hopper.jpg", script=script, out=path.with_suffix(".mp4"))
+        generate(EXAMPLES / "astronaut.png", EXAMPLES / "grace_hopper.jpg", script=script, out=path.parent / "x.mp4")
     turns = parse_script(script, audio_dir=path.parent.parent)
     assert turns[1].audio == "takes/hello.wav" and (turns[1].emotion, turns[1].intensity) == ("sad", 0.7)
 
@@ -183,13 +183,13 @@ def test_recorded_line_is_levelled_resampled_and_never_cached(recording, tmp_pat
     assert utt.sample_rate == 24000 and abs(utt.duration - seconds) < 1e-3 and not utt.phonemes
     assert abs(20 * np.log10(voiced_rms(utt.audio, utt.sample_rate)) - cfg.target_dbfs) < 0.5
     assert not any((tmp_path / "cache").rglob("*.*"))
-    with pytest.raises(InputError, match="turn 1 .*the line refers to an audio file"):
+    with pytest.raises(InputError, match=r"turn 1 .*the line refers to an audio file"):
         voice_turn(turn, 0, "hibari", config=cfg)
-    with pytest.raises(InputError, match="a conversation may last 2 s"):
-        from warmchat.config import LimitsConfig
-        from warmchat.dialogue import parse_script
+    from warmchat.config import LimitsConfig
+    from warmchat.dialogue import parse_script
 
-        parse_script("A <audio: takes/hello.wav>: Hi.", limits=LimitsConfig(speech_s=2.0), audio_dir=path.parent.parent)
+    with pytest.raises(InputError, match="a conversation may last 2 s"):
+        parse_script("A <audio: takes/hello.wav>: Hi.", limits=LimitsConfig(speech_s=2), audio_dir=path.parent.parent)
 
 
 def test_tree_keeps_the_recording_and_old_trees_still_load(tmp_path):
@@ -207,3 +207,21 @@ def test_tree_keeps_the_recording_and_old_trees_still_load(tmp_path):
     for node in old["nodes"]:
         node.pop("audio")  # a tree saved before recorded lines existed
     assert [t.audio for t in load_tree(old).active_turns()] == [None, None]
+
+
+def test_a_tree_naming_a_recording_is_refused_without_a_granted_folder(tmp_path):
+    """A tree JSON is an input too (the app's Regenerate takes one back): its recorded lines pass the same gate."""
+    from warmchat.pipeline import iter_generate
+    from warmchat.schema import Turn
+    from warmchat.tree import InteractiveTalkingTree
+
+    itt = InteractiveTalkingTree("a walk", "happy", "neutral")
+    itt.add_turn(Turn("A", "Hello.", "happy", 0.8, audio="/etc/hostname"))
+    itt.add_turn(Turn("B", "Hi.", "neutral", 0.5))
+    events = iter_generate(EXAMPLES / "astronaut.png", EXAMPLES / "grace_hopper.jpg", out=tmp_path / "x.mp4",
+                           from_tree=itt)  # fmt: skip
+    with pytest.raises(InputError, match="script line 1 refers to an audio file"):
+        next(events)
+    with pytest.raises(InputError, match="inside the script's folder"):
+        next(iter_generate(EXAMPLES / "astronaut.png", EXAMPLES / "grace_hopper.jpg", out=tmp_path / "x.mp4",
+                           from_tree=itt, audio_dir=tmp_path))  # fmt: skip
