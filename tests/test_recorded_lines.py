@@ -180,7 +180,12 @@ def test_recorded_line_is_levelled_resampled_and_never_cached(recording, tmp_pat
     cfg = replace(SpeechConfig(), cache_dir=str(tmp_path / "cache"))
     turn = Turn("A", "Well, my friend.", "happy", 0.8, audio="takes/hello.wav")
     utt = voice_turn(turn, 0, "hibari", config=cfg, audio_dir=path.parent.parent)
-    assert utt.sample_rate == 24000 and abs(utt.duration - seconds) < 1e-3 and not utt.phonemes
+    assert utt.sample_rate == 24000 and abs(utt.duration - seconds) < 1e-3
+    # Timings are its stretches of speech and pause only: the lead-in silence, then speech; contiguous to the end.
+    labels = [p for p, _, _ in utt.phonemes]
+    assert set(labels) == {"_", "spn"} and labels[0] == "_" and abs(utt.phonemes[0][2] - LEAD_S) < 0.05
+    assert all(b == a2 for (_, _, b), (_, a2, _) in zip(utt.phonemes, utt.phonemes[1:], strict=False))
+    assert utt.phonemes[-1][2] == pytest.approx(utt.duration, abs=1e-4)
     assert abs(20 * np.log10(voiced_rms(utt.audio, utt.sample_rate)) - cfg.target_dbfs) < 0.5
     assert not any((tmp_path / "cache").rglob("*.*"))
     with pytest.raises(InputError, match=r"turn 1 .*the line refers to an audio file"):

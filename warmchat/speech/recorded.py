@@ -5,8 +5,9 @@ script's own folder); without one, or for a path that leaves it, the line is ref
 public app can never make the server read its files. The audio is decoded by ffmpeg (`animate.decode_audio`: WAV,
 MP3, M4A, FLAC, OGG, WebM; no audio stream, silent or over-long files are refused), and levelled like the voices.
 
-A recording has no phoneme timings: the speaker's mouth comes from the learned audio-to-mouth model reading the
-recording itself (`motion.speaker.line_mouth`). Transcript timings carried onto the audio by DTW were measured worse
+A recording has no phoneme timings, only its stretches of speech and pause (so the listener reacts at its pauses):
+the speaker's mouth comes from the learned audio-to-mouth model reading the recording itself
+(`motion.speaker.line_mouth`). Transcript timings carried onto the audio by DTW were measured worse
 for the jaw on real speech (held-out real clips, docs/motion.md: r 0.41 against the phonetic model's 0.73), and the
 conversation's phoneme route drives the jaw from the timings, so no alignment is made.
 """
@@ -21,7 +22,10 @@ import numpy as np
 
 from warmchat.errors import InputError
 from warmchat.schema import Utterance
-from warmchat.speech.audio import normalize_loudness, soft_limit
+from warmchat.speech.audio import PAUSE, SPOKEN, frame_rms_db, normalize_loudness, soft_limit
+
+PAUSE_DB = 35.0  # 10 ms frames this far below the recording's loudest are silence (as for the chat's recordings)
+MIN_SPAN_S = 0.06  # shorter stretches (a click, a stop consonant's closure) join the one before
 
 NO_FOLDER = (
     "recorded lines are only read from the folder given by audio_dir= (CLI: the script's folder, with render "
@@ -101,4 +105,23 @@ def load_recording(path: Path, text: str, target_dbfs: float, max_s: float) -> U
         audio = read_span(wav, n, 0, n)  # (S,) float32 at SAMPLE_RATE
     # Levelled like the voices (voiced-part RMS), so a quiet or hot recording sits at the others' loudness.
     level = soft_limit(normalize_loudness(audio, SAMPLE_RATE, target_dbfs)).astype(np.float32)
-    return Utterance(level, SAMPLE_RATE, text, "recording")
+    return Utterance(level, SAMPLE_RATE, text, "recording", phonemes=speech_and_pauses(level, SAMPLE_RATE))
+
+
+def speech_and_pauses(audio: np.ndarray, sr: int) -> list[tuple[str, float, float]]:
+    """The recording's timings: alternating (`SPOKEN` | `PAUSE`, start_s, end_s) stretches, contiguous from 0 to its
+    end. The listener's reactions and the speaker's phrase-end blinks come at its pauses, as for a voiced line."""
+    db = frame_rms_db(audio, sr)  # (S // (sr / 100),) per 10 ms
+    voiced = db > db.max() - PAUSE_DB
+    duration = len(audio) / sr
+    spans: list[tuple[str, float, float]] = []
+    start = 0
+    for i in range(1, len(voiced) + 1):
+        if i == len(voiced) or voiced[i] != voiced[start]:
+            label, a, b = SPOKEN if voiced[start] else PAUSE, start * 0.01, duration if i == len(voiced) else i * 0.01
+            if spans and (b - a < MIN_SPAN_S or spans[-1][0] == label):
+                spans[-1] = (spans[-1][0], spans[-1][1], b)
+            else:
+                spans.append((label, a, b))
+            start = i
+    return [(p, round(a, 5), round(b, 5)) for p, a, b in spans]
