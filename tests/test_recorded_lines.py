@@ -188,6 +188,8 @@ def test_recorded_line_is_levelled_resampled_and_never_cached(recording, tmp_pat
     assert utt.phonemes[-1][2] == pytest.approx(utt.duration, abs=1e-4)
     assert abs(20 * np.log10(voiced_rms(utt.audio, utt.sample_rate)) - cfg.target_dbfs) < 0.5
     assert not any((tmp_path / "cache").rglob("*.*"))
+    voice_turn(Turn("B", "Hi.", "neutral", 0.5), 1, "hibari", config=cfg)
+    assert any((tmp_path / "cache").rglob("*.*"))  # the cache is live: the voiced line went into it
     with pytest.raises(InputError, match=r"turn 1 .*the line refers to an audio file"):
         voice_turn(turn, 0, "hibari", config=cfg)
     from warmchat.config import LimitsConfig
