@@ -268,6 +268,9 @@ def test_script_box_holding_a_server_path_is_text_not_a_file(server, tmp_path):
     [
         ({"script": "\n".join(f"{'AB'[i % 2]}: line {i}" for i in range(13))}, "limit is 12"),
         ({"script": "A: " + "word " * 61}, "60 words"),
+        # A recorded line would read a server file: refused with the reason, before anything is read.
+        ({"script": "A <audio: /etc/hostname>: Hi.\nB: Hello."}, "script line 1 refers to an audio file"),
+        ({"script": "A <audio: ../../app.py>: Hi.\nB: Hello."}, "script line 1 refers to an audio file"),
         ({"size": 1024}, "1024"),  # the dropdown refuses it (its choices stop at the app limit)
         ({"fps": 120}, "120"),
         ({"api_base_url": "http://169.254.169.254/latest"}, "link-local"),

@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name-a", default="Alex")
     r.add_argument("--name-b", default="Sam")
     r.add_argument("--topic", default="", help="what they talk about")
-    r.add_argument("--script", type=Path, help="a dialogue file (UTF-8) instead of generating: 'A: text' lines")
+    r.add_argument(
+        "--script",
+        type=Path,
+        help="a dialogue file (UTF-8) instead of generating: 'A: text' or 'B [sad 0.4]: text' lines; a recorded line "
+        "'A [happy] <audio: takes/hello.m4a>: text' plays that file (WAV, MP3, M4A, FLAC, OGG, WebM; a path inside "
+        "the script's folder) instead of the voice",
+    )
     defaults = WarmChatConfig()
     for name, text in SETTING_HELP.items():
         kind = type(setting_default(name, defaults))
@@ -184,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             config=cfg,
             progress=progress,
             should_stop=stop.is_set,
+            # Recorded lines are read from the script's own folder, and only from there.
+            audio_dir=args.script.parent if args.script is not None else None,
         )
     except WarmChatError as exc:
         _report(exc)

@@ -105,6 +105,7 @@ def generate(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_turn: Callable[[Turn], None] | None = None,
+    audio_dir: str | Path | None = None,
 ) -> GenerateResult:
     """Render a two-person conversation video from two portraits.
 
@@ -121,6 +122,8 @@ def generate(
         should_stop: polled between turns and render batches; when it returns True the finished turns are joined
             and returned as a partial result (`result.partial`).
         on_turn: called with each Turn as soon as it is written.
+        audio_dir: the folder a script's recorded lines (``A <audio: take.wav>: text``) are read from, paths relative
+            to it and never leaving it; None (the default, and the app's) refuses recorded lines.
     Returns:
         GenerateResult with the four output paths and per-stage timings.
     Raises:
@@ -129,7 +132,7 @@ def generate(
     """
     events = iter_generate(
         portrait_a, portrait_b, emotion_a=emotion_a, emotion_b=emotion_b, topic=topic, turns=turns, script=script,
-        out=out, names=names, config=config, progress=progress, should_stop=should_stop,
+        out=out, names=names, config=config, progress=progress, should_stop=should_stop, audio_dir=audio_dir,
     )  # fmt: skip
     for event in events:
         if isinstance(event, TurnWritten) and on_turn:
@@ -155,6 +158,7 @@ def iter_generate(
     should_stop: Callable[[], bool] | None = None,
     from_tree: tree.InteractiveTalkingTree | None = None,
     on_text: Callable[[str, str], None] | None = None,
+    audio_dir: str | Path | None = None,
 ) -> Iterator[Event]:
     """Like `generate`, but turn by turn: yields each turn as it is written and each turn's video as it is rendered.
 
@@ -171,7 +175,10 @@ def iter_generate(
     progress = progress or _no_progress
     should_stop = should_stop or (lambda: False)
     if from_tree is not None:
-        script = "\n".join(f"{t.speaker} [{t.emotion} {t.intensity:.3f}]: {t.text}" for t in from_tree.active_turns())
+        script = "\n".join(
+            f"{t.speaker} [{t.emotion} {t.intensity:.3f}]{f' <audio: {t.audio}>' if t.audio else ''}: {t.text}"
+            for t in from_tree.active_turns()
+        )
     req = check_inputs(
         portrait_a, portrait_b, emotion_a=emotion_a, emotion_b=emotion_b, topic=topic, turns=turns, script=script,
         out=out, names=names, config=cfg,
@@ -185,7 +192,7 @@ def iter_generate(
     # The portraits are read in a thread while this one starts the dialogue backend (loads its models, labels a
     # script's lines); the turn thread starts on the first turn as soon as the backend is ready. (Loading the voices
     # and head model ahead in a third thread measured worse on the busy 2-core machine: first turn 57 s vs 34 s.)
-    producer = _TurnProducer(cfg, times)
+    producer = _TurnProducer(cfg, times, audio_dir)
     producer.start()
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="warmchat-face") as pool:
@@ -195,7 +202,7 @@ def iter_generate(
             dcfg = replace(
                 cfg.dialogue, turns=req.turns, backend="script" if req.script is not None else cfg.dialogue.backend
             )
-            backend = dialogue.make_backend(dcfg, req.script, limits=cfg.limits)
+            backend = dialogue.make_backend(dcfg, req.script, limits=cfg.limits, audio_dir=audio_dir)
             n_turns = backend.length or req.turns
             if from_tree is None:
                 itt = tree.InteractiveTalkingTree(req.topic, req.emotion_a, req.emotion_b, cfg.tree)
@@ -351,8 +358,8 @@ class _TurnProducer:
 
     AHEAD = 2  # turns made but not yet rendered: the one rendering and the next (bounds memory)
 
-    def __init__(self, cfg: WarmChatConfig, times: dict):
-        self._cfg, self._times = cfg, times
+    def __init__(self, cfg: WarmChatConfig, times: dict, audio_dir: str | Path | None = None):
+        self._cfg, self._times, self._audio_dir = cfg, times, audio_dir
         self._source: Iterator[Turn] | None = None  # the dialogue, from `begin`
         self._itt: tree.InteractiveTalkingTree | None = None
         self._n = 0
@@ -437,7 +444,11 @@ class _TurnProducer:
             self._queue.put(_Written(turn))
             self.send((i + 0.1) / n_turns, f"voicing turn {i + 1}/{n_turns}")
             with timed(times, "speech"):
-                utterances.append(speech.voice_turn(turn, i, voices[turn.speaker], seed=cfg.seed, config=cfg.speech))
+                utterances.append(
+                    speech.voice_turn(
+                        turn, i, voices[turn.speaker], cfg.seed, cfg.speech, self._audio_dir, cfg.limits.speech_s
+                    )
+                )
                 seg = builder.add(turn, utterances[-1])
                 last = i == n_turns - 1
                 clock = builder.finish() if last else builder.timeline()

@@ -116,6 +116,7 @@ def iter_regenerate(
     config: WarmChatConfig | None = None,
     progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    audio_dir: str | Path | None = None,
 ):
     """Like `regenerate`, as the pipeline's events (`TurnWritten`, `SegmentRendered`, `Notice`, `Finished`)."""
     from warmchat.pipeline import iter_generate
@@ -129,7 +130,7 @@ def iter_regenerate(
     priors = {c: _emotion_of(itt.priors[c]) for c in ("A", "B")}
     yield from iter_generate(
         portrait_a, portrait_b, emotion_a=priors["A"], emotion_b=priors["B"], topic=itt.topic, out=out, names=names,
-        config=cfg, progress=progress, should_stop=should_stop, from_tree=itt,
+        config=cfg, progress=progress, should_stop=should_stop, from_tree=itt, audio_dir=audio_dir,
     )  # fmt: skip
 
 
@@ -144,6 +145,7 @@ def regenerate(
     config: WarmChatConfig | None = None,
     progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    audio_dir: str | Path | None = None,
 ) -> GenerateResult:
     """Regenerate line `turn` (1-based) of a rendered conversation and render the new conversation.
 
@@ -153,6 +155,8 @@ def regenerate(
         tree: the original's tree (its `.tree.json`, a dict, a tree, or its `GenerateResult`); not modified.
         turn: the line to write again; the lines after it are written again from the new take.
         out: the .mp4 to write; the tree JSON beside it keeps the discarded take as a sibling of the new one.
+        audio_dir: the folder the original's recorded lines were read from (as given to `generate`); None refuses
+            a tree with recorded lines.
     Returns:
         GenerateResult of the new conversation; its timeline PNG shows the discarded take's emotions dashed.
     Raises:
@@ -162,7 +166,7 @@ def regenerate(
 
     for event in iter_regenerate(
         portrait_a, portrait_b, tree, turn=turn, out=out, names=names, config=config, progress=progress,
-        should_stop=should_stop,
+        should_stop=should_stop, audio_dir=audio_dir,
     ):  # fmt: skip
         if isinstance(event, Finished):
             redraw_with_takes(event.result, names or {})

@@ -25,6 +25,7 @@ class Turn:
     emotion: str  # one of emotions.EMOTIONS
     intensity: float = 0.7  # 0..1
     emotion_given: bool = True  # False when a classifier chose the emotion
+    audio: str | None = None  # a recorded line: its file as the script names it (relative to the granted folder)
 
 
 @dataclass

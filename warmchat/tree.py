@@ -43,6 +43,7 @@ class Node:
     active_child: int | None = None  # the take the conversation continued with
     start: float | None = None  # seconds on the conversation clock, once voiced
     end: float | None = None
+    audio: str | None = None  # a recorded line's file, as the script named it (`Turn.audio`)
 
 
 class InteractiveTalkingTree:
@@ -80,7 +81,7 @@ class InteractiveTalkingTree:
         for node in self.active_path():
             p = np.asarray(node.p)
             emotion = EMOTIONS[1 + int(np.argmax(p[1:]))] if p[1:].max() > 1e-9 else "neutral"
-            turns.append(Turn(node.speaker, node.text, emotion, node.intensity))
+            turns.append(Turn(node.speaker, node.text, emotion, node.intensity, audio=node.audio))
         return turns
 
     def siblings(self, node_id: int) -> list[Node]:
@@ -129,6 +130,7 @@ class InteractiveTalkingTree:
             p=soft_label(turn.emotion, turn.intensity).tolist(),
             intensity=float(turn.intensity),
             parent=parent.id,
+            audio=turn.audio,
         )
         self.nodes.append(node)
         parent.children.append(node.id)

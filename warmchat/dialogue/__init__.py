@@ -19,6 +19,7 @@ characters per line, lines per script) whatever their source (`dialogue.hygiene`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from warmchat.config import DialogueConfig, LimitsConfig
 from warmchat.dialogue.base import DialogueBackend, TurnRequest, emotion_from_text
@@ -81,7 +82,10 @@ __all__ = [
 
 
 def make_backend(
-    config: DialogueConfig, script: str | None = None, limits: LimitsConfig | None = None
+    config: DialogueConfig,
+    script: str | None = None,
+    limits: LimitsConfig | None = None,
+    audio_dir: str | Path | None = None,
 ) -> DialogueBackend:
     """The backend named by `config.backend`.
 
@@ -89,6 +93,7 @@ def make_backend(
         config: backend choice and its settings.
         script: the script's text for the "script" backend (never a file name).
         limits: words and characters per line and lines per script; None = `LimitsConfig()`'s defaults.
+        audio_dir: the folder a script's recorded lines are read from (`parse_script`); None = none are read.
     Raises:
         InputError: "script" without a script, a bad script line, a server URL that is not allowed.
         BackendUnavailable: a backend that cannot run here, saying how to enable it.
@@ -100,7 +105,7 @@ def make_backend(
             )
         if not isinstance(script, str):
             raise TypeError(f"script must be the script's text, not {type(script).__name__}; read files first")
-        return ScriptBackend(script, config, limits)
+        return ScriptBackend(script, config, limits, audio_dir)
     if config.backend == "openai":
         return OpenAIBackend(config, limits)
     if config.backend == "local":

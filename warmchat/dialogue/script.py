@@ -1,8 +1,10 @@
-"""The user's inputs to the dialogue stage: a script (``A: text`` / ``B [sad 0.4]: text``), a topic, a turn count."""
+"""The user's inputs to the dialogue stage: a script (``A: text`` / ``B [sad 0.4]: text``, a recorded line
+``A [happy] <audio: takes/hello.m4a>: text``), a topic, a turn count."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from warmchat import text_emotion
 from warmchat.config import DialogueConfig, LimitsConfig
@@ -11,6 +13,7 @@ from warmchat.dialogue.hygiene import non_latin
 from warmchat.emotions import normalize_emotion
 from warmchat.errors import InputError
 from warmchat.schema import Turn
+from warmchat.speech.recorded import check_recording, resolve_recording
 from warmchat.text_emotion import ClassifierName
 
 MAX_TOPIC_CHARS = 300
@@ -19,21 +22,31 @@ MIN_TURNS, MAX_TURNS = 2, 30
 DEFAULT_INTENSITY = 0.7  # a script line with an emotion but no intensity
 
 _LINE = re.compile(
-    r"^\s*(?P<who>[AaBb])\s*(?:\[\s*(?P<emo>[A-Za-z]+)\s*,?\s*(?P<inten>[^\]]*?)\s*\])?\s*:\s*(?P<text>.*)$"
+    r"^\s*(?P<who>[AaBb])\s*(?:\[\s*(?P<emo>[A-Za-z]+)\s*,?\s*(?P<inten>[^\]]*?)\s*\])?"
+    r"\s*(?:<\s*audio\s*:(?P<audio>[^>]*)>)?\s*:\s*(?P<text>.*)$",
+    re.IGNORECASE,
 )
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)$")
 
 
-def parse_script(text: str, classifier: ClassifierName = "auto", limits: LimitsConfig | None = None) -> list[Turn]:
+def parse_script(
+    text: str,
+    classifier: ClassifierName = "auto",
+    limits: LimitsConfig | None = None,
+    audio_dir: str | Path | None = None,
+) -> list[Turn]:
     """Parse a user-written dialogue: one turn per line, ``A: text`` or ``B [sad]: text`` (or ``B [sad 0.4]: ...``).
 
     Blank lines and lines starting with ``#`` are skipped. Lines without an emotion are labelled by the offline
-    text emotion classifier (all in one batch).
+    text emotion classifier (all in one batch). A recorded line, ``A [happy] <audio: takes/hello.m4a>: text``, is
+    played from that file instead of voiced; its text is still captioned and labelled.
 
     Args:
         text: the script itself (never a file name: callers read files).
         classifier: the offline emotion classifier for unlabelled lines.
         limits: lines per script, words and characters per line; None = `LimitsConfig()`'s defaults.
+        audio_dir: the folder recorded lines may be read from (their paths are relative to it and may not leave
+            it); None = a recorded line is refused (a script typed into the app never reads server files).
     Returns:
         One Turn per line, in order.
     Raises:
@@ -60,7 +73,7 @@ def parse_script(text: str, classifier: ClassifierName = "auto", limits: LimitsC
     turns: list[Turn] = []
     unlabelled: list[int] = []
     for number, raw in numbered:
-        turn = _parse_line(number, raw, limits)
+        turn = _parse_line(number, raw, limits, audio_dir)
         if not turn.emotion_given:
             unlabelled.append(len(turns))
         turns.append(turn)
@@ -70,12 +83,20 @@ def parse_script(text: str, classifier: ClassifierName = "auto", limits: LimitsC
     return turns
 
 
-def _parse_line(number: int, raw: str, limits: LimitsConfig) -> Turn:
+def _parse_line(number: int, raw: str, limits: LimitsConfig, audio_dir: str | Path | None) -> Turn:
     """One script line as a Turn (neutral and `emotion_given=False` when the line names no emotion)."""
     where = f"script line {number}"
     m = _LINE.match(raw)
     if not m:
-        raise InputError(f"{where}: expected 'A: text' or 'B [sad]: text', got {raw.strip()[:60]!r}", "script")
+        raise InputError(
+            f"{where}: expected 'A: text', 'B [sad]: text' or 'A <audio: file.wav>: text', got {raw.strip()[:60]!r}",
+            "script",
+        )
+    audio = None
+    if m["audio"] is not None:  # checked before the text: this is the line's safety gate
+        path = resolve_recording(m["audio"], audio_dir, where)
+        check_recording(path, limits.speech_s, where)
+        audio = m["audio"].strip()
     line_text = m["text"].strip()
     if foreign := non_latin(line_text):
         raise InputError(f"{where}: only English text can be voiced (Latin letters); got {foreign!r}", "script")
@@ -96,7 +117,7 @@ def _parse_line(number: int, raw: str, limits: LimitsConfig) -> Turn:
         )
     speaker = m["who"].upper()
     if not m["emo"]:
-        return Turn(speaker, line_text, "neutral", 0.5, emotion_given=False)
+        return Turn(speaker, line_text, "neutral", 0.5, emotion_given=False, audio=audio)
     try:
         emotion = normalize_emotion(m["emo"])
     except ValueError as exc:
@@ -107,7 +128,7 @@ def _parse_line(number: int, raw: str, limits: LimitsConfig) -> Turn:
         if not _NUMBER.match(given) or not 0.0 <= float(given) <= 1.0:
             raise InputError(f"{where}: intensity {given[:20]!r} is not a number between 0 and 1", "script")
         intensity = float(given)
-    return Turn(speaker, line_text, emotion, intensity, emotion_given=True)
+    return Turn(speaker, line_text, emotion, intensity, emotion_given=True, audio=audio)
 
 
 def check_topic(topic: str) -> str:
@@ -134,8 +155,14 @@ class ScriptBackend:
 
     name = "script"
 
-    def __init__(self, script: str, config: DialogueConfig, limits: LimitsConfig | None = None):
-        self.turns = parse_script(script, config.emotion_classifier, limits)
+    def __init__(
+        self,
+        script: str,
+        config: DialogueConfig,
+        limits: LimitsConfig | None = None,
+        audio_dir: str | Path | None = None,
+    ):
+        self.turns = parse_script(script, config.emotion_classifier, limits, audio_dir)
         self.length = len(self.turns)
 
     def next_turn(self, request: TurnRequest) -> Turn:

@@ -20,7 +20,7 @@ from warmchat.motion.expressions import emotion_expression
 from warmchat.motion.head import PersonMotion, blink_track, head_pose
 from warmchat.motion.head import draw_person_motion as _draw
 from warmchat.motion.listener import load_leed, plan_reactions, reaction_tracks
-from warmchat.motion.speaker import line_mouth, phrase_end_times, segment_frames, speaking_weight
+from warmchat.motion.speaker import has_phonemes, line_mouth, phrase_end_times, segment_frames, speaking_weight
 from warmchat.schema import MotionTrack, Speaker, Timeline, Utterance
 
 __all__ = ["PersonMotion", "build_motion", "draw_person_motion"]
@@ -47,7 +47,7 @@ def _line_tracks(person: Speaker, timeline: Timeline, utterances, emotion_curve,
         if seg.speaker != person or seg.turn_index in cache:
             continue
         utt = utterances[seg.turn_index]
-        if not utt.phonemes and lipsync is None:
+        if not has_phonemes(utt) and lipsync is None:
             from warmchat.motion.lipsync import load_lipsync
 
             lipsync = load_lipsync()

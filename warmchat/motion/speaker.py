@@ -23,7 +23,7 @@ from warmchat.controls import INDEX, K
 from warmchat.emotions import EMOTIONS
 from warmchat.motion.features import FrameFeatures, frame_features
 from warmchat.schema import Segment, Speaker, Timeline, Utterance
-from warmchat.speech.audio import PAUSE
+from warmchat.speech.audio import PAUSE, SPOKEN
 
 # Mouth controls a viseme sets, in this order.
 MOUTH = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthStretch_L", "mouthStretch_R", "mouthPress")
@@ -251,6 +251,11 @@ def phrase_end_times(utt: Utterance, min_pause_s: float = 0.12) -> list[float]:
     return [*ends, utt.duration]
 
 
+def has_phonemes(utt: Utterance) -> bool:
+    """Whether the line has phoneme timings (a recording has only stretches of speech and pause, `SPOKEN`)."""
+    return any(p not in (PAUSE, SPOKEN) for p, _, _ in utt.phonemes)
+
+
 def shape_mouth(body: np.ndarray, emotion: np.ndarray) -> np.ndarray:
     """(n, len(MOUTH + CORNERS)) mouth controls scaled by the emotion (8,): sad opens little and spreads less."""
     body = body.copy()
@@ -266,7 +271,8 @@ def line_mouth(
 
     Args:
         emotion: (8,) the speaker's emotion over the line (mean of the curve).
-        lipsync: the audio-to-mouth model (`lipsync.load_lipsync()`), used when `utt` has no phoneme timings.
+        lipsync: the audio-to-mouth model (`lipsync.load_lipsync()`), used when `utt` has no phoneme timings
+            (`has_phonemes`).
     """
     fps = timeline.fps
     a, feats = segment_features(seg, timeline)
@@ -274,7 +280,7 @@ def line_mouth(
     n = len(feats)
     out = np.zeros((n, K), np.float32)
     lead = f0 - a
-    if utt.phonemes:
+    if has_phonemes(utt):
         body = timed_mouth(utt.phonemes, utt.duration, feats, lead, fps)
         body = np.concatenate([body, np.zeros((n, len(CORNERS)), np.float32)], 1)
     else:

@@ -363,14 +363,31 @@ def synthesize(
     return utt
 
 
-def voice_turn(turn: Turn, index: int, voice: str, seed: int = 0, config: SpeechConfig | None = None) -> Utterance:
+def voice_turn(
+    turn: Turn,
+    index: int,
+    voice: str,
+    seed: int = 0,
+    config: SpeechConfig | None = None,
+    audio_dir: str | Path | None = None,
+    max_audio_s: float = 3600.0,
+) -> Utterance:
     """Synthesise one turn (number `index`, from 0) with `voice` and its speaker's pitch and rate settings; errors
-    name the turn."""
+    name the turn.
+
+    A recorded line (`turn.audio`) is read from `audio_dir` instead (`speech.recorded`; never cached, at most
+    `max_audio_s` long) and levelled like the voices; None refuses it.
+    """
     if not turn.text.strip():
         raise InputError(f"turn {index + 1} ({turn.speaker}) is empty: give it a line or remove it", "script")
     cfg = config or SpeechConfig()
     style = person_style(cfg, turn.speaker, voice) if cfg.backend == "offline" else None
     try:
+        if turn.audio is not None:
+            from warmchat.speech.recorded import load_recording, resolve_recording
+
+            path = resolve_recording(turn.audio, audio_dir, "the line")
+            return load_recording(path, turn.text, cfg.target_dbfs, max_audio_s)
         return synthesize(turn.text, voice, turn.emotion, turn.intensity, seed + index, config, style)
     except InputError as exc:
         raise InputError(f"turn {index + 1} ({turn.speaker}): {exc}", "script") from exc

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PAUSE = "_"  # phoneme label for silence: punctuation, sentence gaps, leading/trailing breath
+SPOKEN = "spn"  # a stretch of recorded speech whose phonemes are unknown (a recording's timings are only its pauses)
 # First characters of IPA vowels (both engines' phonemes are IPA; diphthongs like "aɪ" start with a vowel).
 VOWELS = frozenset("aeiouyæɑɒɔəɛɜɪʊʌɚᵻɐɨøœɯɤ")
 
