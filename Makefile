@@ -28,6 +28,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	@# Compile the CPU renderer's kernels into numba's cache now (~4 s once), not in the first conversation.
+	$(BIN)/python -c "from warmchat.face import build_rig; from warmchat.render.cpu import CpuRenderer; CpuRenderer(build_rig('examples/astronaut.png'))"
 	touch $(STAMP)
 
 setup: $(STAMP)
