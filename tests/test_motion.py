@@ -376,3 +376,18 @@ def test_leed_has_reactions_for_every_emotion():
         assert all(c.controls.any() or c.head.any() for c in clips)
     assert any("track" in c.source for clips in leed.clips.values() for c in clips)  # some come from real faces
     assert 10 <= leed.blink_rate_per_min <= 25
+
+
+def test_head_motion_made_turn_by_turn_is_the_one_pass_motion_and_resumes_its_filters():
+    """Streaming asks for the head pose of a growing conversation every turn: each call must give exactly the
+    frames one pass gives, and the calibration filters restart from the frames already final (a turn's cost must
+    not grow with the conversation)."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    cond = np.stack([(np.arange(n) // 180) % 2, rng.uniform(-1, 1, n), rng.uniform(0, 1, n)], 1).astype(np.float32)
+    whole = crhmg.generate_head(HeadState(seed=5), cond, n, n)
+    state = HeadState(seed=5)
+    for end in (170, 333, 900, 1421, n):
+        part = crhmg.generate_head(state, cond, end, end)
+        assert np.array_equal(part, whole[:end])
+        assert state.calibrated.frames > end - 2 * crhmg.WINDOW  # resumed close to the newest frame next time

@@ -227,23 +227,50 @@ class Calibration:
     tau_s: np.ndarray  # (2, 6) seconds; row 0 listening, row 1 speaking
     gain: np.ndarray  # (2, 6)
 
-    def apply(self, norm: np.ndarray, speaking: np.ndarray) -> np.ndarray:
+    def apply(self, norm: np.ndarray, speaking: np.ndarray, resume: CalibrationState | None = None) -> np.ndarray:
         """(T, 6) calibrated normalised pose from (T, 6) raw output and (T,) speaking weights.
 
         The low-pass's time constant and the gain move with the speaking weight frame by frame (blending two
-        differently filtered signals instead would jump when the role changes)."""
+        differently filtered signals instead would jump when the role changes).
+
+        resume: the filters' outputs up to a frame whose inputs have not changed since (`CalibrationState`): the
+            per-frame recursion restarts there, so a turn costs its own frames, not the whole conversation's.
+            The drift high-pass is recomputed whole (vectorised, and its values before a frame do not depend on
+            the length), so the result is the same to the bit as without `resume`.
+        """
         x = norm - one_pole(norm, self.drift_s, rest=True)
         w = np.asarray(speaking, np.float64)[:, None]
         tau = (1 - w) * self.tau_s[0] + w * self.tau_s[1]  # (T, 6)
         a = np.where(tau > 0, np.exp(-1.0 / (np.maximum(tau, 1e-6) * FPS)), 0.0)
-        for _ in range(2):  # two passes: critically damped
+        start = min(resume.frames, len(x)) if resume is not None else 0
+        for p in range(2):  # two passes: critically damped
             y = np.empty_like(x)
-            prev = x[0]
-            for t in range(len(x)):
+            if start:
+                y[:start] = resume.passes[p][:start]
+            prev = y[start - 1] if start else x[0]
+            for t in range(start, len(x)):
                 prev = a[t] * prev + (1 - a[t]) * x[t]
                 y[t] = prev
+            if resume is not None:
+                resume.outputs.append(y)
             x = y
         return x * ((1 - w) * self.gain[0] + w * self.gain[1])
+
+
+@dataclass
+class CalibrationState:
+    """Both low-pass passes' outputs over the frames whose inputs are final (see `Calibration.apply`)."""
+
+    frames: int = 0  # the passes below are final up to here
+    passes: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 6)), np.zeros((0, 6)))
+    outputs: list[np.ndarray] = field(default_factory=list)  # what the last `apply` computed, both passes
+
+    def keep(self, final: int) -> None:
+        """Remember the last `apply`'s passes up to frame `final` (all their inputs before it are final)."""
+        if len(self.outputs) == 2 and final > self.frames:
+            self.passes = (self.outputs[0][:final].copy(), self.outputs[1][:final].copy())
+            self.frames = min(final, len(self.passes[0]))
+        self.outputs = []
 
 
 def one_pole(x: np.ndarray, tau_s: float, rest: bool = False, fps: float = FPS) -> np.ndarray:
@@ -278,6 +305,7 @@ class HeadState:
     seed: int
     eps: float = 1.0
     windows: list[np.ndarray] = field(default_factory=list)  # (WINDOW, 6) normalised pose of each final window
+    calibrated: CalibrationState = field(default_factory=CalibrationState)  # the checkpoint calibration's filters
 
 
 def window_codes(seed: int, k: int, noise_dim: int):
@@ -344,7 +372,12 @@ def generate_head(
         last = norm[start + HOP - 1 : start + HOP]
     speaking = np.zeros(len(norm), np.float32)
     speaking[: min(len(norm), known)] = cond[: len(norm), 0]
-    pose = calib.apply(norm, speaking)[:n_frames] * POSE_UNIT
+    # A frame's raw pose is final once every window over it is, and its condition once it is known: the filters
+    # resume from there on the next call (only with the checkpoint's own calibration, which the state belongs to).
+    resume = state.calibrated if calibration is None else None
+    pose = calib.apply(norm, speaking, resume)[:n_frames] * POSE_UNIT
+    if resume is not None:
+        resume.keep(min(len(state.windows) * HOP, known))
     pose *= _fade(EASE_IN)[np.minimum(np.arange(n_frames), EASE_IN - 1), None]  # start from the portrait's pose
     pose[:, 5] += 1.0
     return pose
