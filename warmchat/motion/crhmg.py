@@ -227,7 +227,9 @@ class Calibration:
     tau_s: np.ndarray  # (2, 6) seconds; row 0 listening, row 1 speaking
     gain: np.ndarray  # (2, 6)
 
-    def apply(self, norm: np.ndarray, speaking: np.ndarray, resume: CalibrationState | None = None) -> np.ndarray:
+    def apply(
+        self, norm: np.ndarray, speaking: np.ndarray, resume: CalibrationState | None = None, final: int = 0
+    ) -> np.ndarray:
         """(T, 6) calibrated normalised pose from (T, 6) raw output and (T,) speaking weights.
 
         The low-pass's time constant and the gain move with the speaking weight frame by frame (blending two
@@ -237,12 +239,14 @@ class Calibration:
             per-frame recursion restarts there, so a turn costs its own frames, not the whole conversation's.
             The drift high-pass is recomputed whole (vectorised, and its values before a frame do not depend on
             the length), so the result is the same to the bit as without `resume`.
+        final: frames whose inputs will not change any more: `resume` keeps the passes up to here for next time.
         """
         x = norm - one_pole(norm, self.drift_s, rest=True)
         w = np.asarray(speaking, np.float64)[:, None]
         tau = (1 - w) * self.tau_s[0] + w * self.tau_s[1]  # (T, 6)
         a = np.where(tau > 0, np.exp(-1.0 / (np.maximum(tau, 1e-6) * FPS)), 0.0)
         start = min(resume.frames, len(x)) if resume is not None else 0
+        passes = []
         for p in range(2):  # two passes: critically damped
             y = np.empty_like(x)
             if start:
@@ -251,9 +255,10 @@ class Calibration:
             for t in range(start, len(x)):
                 prev = a[t] * prev + (1 - a[t]) * x[t]
                 y[t] = prev
-            if resume is not None:
-                resume.outputs.append(y)
+            passes.append(y)
             x = y
+        if resume is not None and final > resume.frames:
+            resume.passes = (passes[0][:final].copy(), passes[1][:final].copy())
         return x * ((1 - w) * self.gain[0] + w * self.gain[1])
 
 
@@ -261,16 +266,12 @@ class Calibration:
 class CalibrationState:
     """Both low-pass passes' outputs over the frames whose inputs are final (see `Calibration.apply`)."""
 
-    frames: int = 0  # the passes below are final up to here
-    passes: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 6)), np.zeros((0, 6)))
-    outputs: list[np.ndarray] = field(default_factory=list)  # what the last `apply` computed, both passes
+    passes: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.zeros((0, 6)), np.zeros((0, 6))))
 
-    def keep(self, final: int) -> None:
-        """Remember the last `apply`'s passes up to frame `final` (all their inputs before it are final)."""
-        if len(self.outputs) == 2 and final > self.frames:
-            self.passes = (self.outputs[0][:final].copy(), self.outputs[1][:final].copy())
-            self.frames = min(final, len(self.passes[0]))
-        self.outputs = []
+    @property
+    def frames(self) -> int:
+        """The passes are kept (final) up to this frame."""
+        return len(self.passes[0])
 
 
 def one_pole(x: np.ndarray, tau_s: float, rest: bool = False, fps: float = FPS) -> np.ndarray:
@@ -375,9 +376,7 @@ def generate_head(
     # A frame's raw pose is final once every window over it is, and its condition once it is known: the filters
     # resume from there on the next call (only with the checkpoint's own calibration, which the state belongs to).
     resume = state.calibrated if calibration is None else None
-    pose = calib.apply(norm, speaking, resume)[:n_frames] * POSE_UNIT
-    if resume is not None:
-        resume.keep(min(len(state.windows) * HOP, known))
+    pose = calib.apply(norm, speaking, resume, final=min(len(state.windows) * HOP, known))[:n_frames] * POSE_UNIT
     pose *= _fade(EASE_IN)[np.minimum(np.arange(n_frames), EASE_IN - 1), None]  # start from the portrait's pose
     pose[:, 5] += 1.0
     return pose
