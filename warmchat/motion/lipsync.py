@@ -29,6 +29,7 @@ from warmchat.errors import BackendUnavailable
 from warmchat.loading import load_once
 from warmchat.motion.features import N_MELS, FrameFeatures
 from warmchat.motion.speaker import CORNERS, MOUTH
+from warmchat.motion.tracks import save_fields
 from warmchat.paths import CHECKPOINTS, checkpoint
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,8 @@ class TalkingTrack:
         return FrameFeatures(self.mel, self.energy_db, self.f0)
 
     def save(self, path: Path) -> None:
-        """Compressed .npz, float arrays as float16."""
-        arrays = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            arrays[f.name] = (
-                value.astype(np.float16)
-                if isinstance(value, np.ndarray) and value.dtype.kind == "f"
-                else np.asarray(value)
-            )
-        np.savez_compressed(path, **arrays)
+        """Compressed .npz, float arrays as float16 (`tracks.save_fields`)."""
+        save_fields(self, path)
 
 
 def load_talking_track(path: str | Path) -> TalkingTrack:

@@ -42,15 +42,20 @@ class MotionTracks:
         return FrameFeatures(self.mel, self.energy_db, self.f0)
 
     def save(self, path: Path) -> None:
-        """Compressed .npz; float arrays as float16 (tracks are far less precise than that)."""
-        arrays = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-                value = value.astype(np.float16)
-            arrays[f.name] = np.asarray(value)
-        arrays["control_names"] = np.array(CONTROLS)
-        np.savez_compressed(path, **arrays)
+        """Compressed .npz, float arrays as float16, with the control names (see `save_fields`)."""
+        save_fields(self, path, control_names=np.array(CONTROLS))
+
+
+def save_fields(track, path: str | Path, **extra: np.ndarray) -> None:
+    """A track dataclass's fields (and `extra` arrays) as a compressed .npz; float arrays as float16 (measured
+    tracks are far less precise than that)."""
+    arrays = {}
+    for f in fields(track):
+        value = getattr(track, f.name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            value = value.astype(np.float16)
+        arrays[f.name] = np.asarray(value)
+    np.savez_compressed(path, **arrays, **extra)
 
 
 def load_tracks(path: str | Path) -> MotionTracks:
